@@ -1,0 +1,29 @@
+//! The billing domain: pure types and rules with no IO, so every rule can be
+//! unit-tested exhaustively and reused by every service.
+//!
+//! - [`ids`]: typed, prefix-checked Stripe ids and the CSCX [`TenantId`].
+//! - [`money`]: [`Currency`], [`Money`] in minor units, per-currency totals.
+//! - [`decimal`]: exact decimals for Stripe's `*_decimal` strings and percentages.
+//! - [`mrr`]: monthly recurring revenue of a subscription, by Stripe's rules.
+//! - [`movement`]: how an MRR change is classified (new, expansion, churn, …).
+
+pub mod decimal;
+pub mod ids;
+pub mod money;
+pub mod movement;
+pub mod mrr;
+mod ratio;
+
+pub use decimal::{Decimal, DecimalError};
+pub use ids::{
+    IdError, StripeAccountId, StripeCustomerId, StripeEventId, StripeInvoiceId,
+    StripePaymentMethodId, StripePriceId, StripeSubscriptionId, TenantId,
+};
+pub use money::{Currency, CurrencyError, Money, MoneyByCurrency, MoneyError};
+pub use movement::{classify_movement, Movement, MovementError, MovementKind};
+pub use mrr::{
+    arr_by_currency, subscription_mrr, total_mrr, CancelAtPeriodEnd, Coupon, CouponDuration,
+    CouponValue, Discount, Interval, ItemForMrr, Mrr, MrrError, MrrPolicy, PercentOff,
+    PercentOffError, PriceForMrr, PricingScheme, QuantityRounding, Recurring, SubscriptionForMrr,
+    SubscriptionStatus, Tier, TiersMode, TransformQuantity, UnknownStatus, UsageType,
+};

@@ -1,0 +1,14 @@
+//! The shared runtime of every billing service. See `docs/architecture.md`.
+
+pub mod amqp;
+pub mod backoff;
+pub mod config;
+pub mod db;
+pub mod health;
+pub mod inbox;
+pub mod service;
+pub mod shutdown;
+pub mod telemetry;
+pub mod testing;
+
+pub use tokio_util::sync::CancellationToken;

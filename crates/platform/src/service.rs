@@ -1,0 +1,109 @@
+//! What every service binary shares: the `serve` / `migrate` command line, start-up that
+//! waits for Postgres and RabbitMQ with backoff while `/readyz` says not-ready, and the
+//! health listener of the worker services.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use actix_web::{web, App, HttpServer};
+use diesel_migrations::EmbeddedMigrations;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    amqp::{Broker, Topology},
+    config::CommonSettings,
+    db::PgPool,
+    health::{self, Readiness},
+};
+
+#[derive(Debug, clap::Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, clap::Subcommand)]
+pub enum Command {
+    /// Run the service (default). Migrates its schema first unless `database.migrate_on_start` is false.
+    Serve,
+    /// Apply this service's migrations to its own schema and exit (the Kubernetes migration Job).
+    Migrate,
+}
+
+impl Cli {
+    pub fn command(&self) -> Command {
+        self.command.unwrap_or(Command::Serve)
+    }
+}
+
+/// The identity of a service: its name, the schema it owns, and what it declares on the bus.
+#[derive(Clone)]
+pub struct ServiceSpec {
+    pub name: &'static str,
+    pub schema: &'static str,
+    /// Returns the embedded migrations (a fn: `EmbeddedMigrations` is neither `Copy` nor `Clone`).
+    pub migrations: fn() -> EmbeddedMigrations,
+    pub topology: Topology,
+}
+
+/// `migrate` subcommand: create the database when allowed, apply migrations, exit.
+pub async fn migrate(spec: &ServiceSpec, common: &CommonSettings) -> anyhow::Result<()> {
+    if common.database.create_if_missing {
+        crate::db::ensure_database(&common.database.url).await?;
+    }
+    let applied = crate::db::migrate(&common.database.url, spec.schema, (spec.migrations)()).await?;
+    tracing::info!(schema = spec.schema, count = applied.len(), "migrations up to date");
+    Ok(())
+}
+
+/// Connects to Postgres (migrating when configured) and RabbitMQ (declaring the topology),
+/// retrying each with backoff and recording progress in `readiness`. `None` if cancelled.
+pub async fn dependencies(
+    spec: &ServiceSpec,
+    common: &CommonSettings,
+    readiness: &Readiness,
+    cancel: &CancellationToken,
+) -> Option<(PgPool, Arc<Broker>)> {
+    let pool = crate::db::connect_with_retry(
+        &common.database,
+        spec.schema,
+        spec.migrations,
+        common.database.migrate_on_start,
+        cancel,
+    )
+    .await?;
+    readiness.set_pool(pool.clone());
+    let broker = Broker::new(common.amqp.clone(), spec.topology.clone());
+    broker.connect_with_retry(cancel).await?;
+    readiness.set_broker(broker.clone());
+    tracing::info!(service = spec.name, "dependencies ready");
+    Some((pool, broker))
+}
+
+/// The health/metrics listener of a worker. Returns the server (to await) and its bound port.
+pub fn admin_server(listen: SocketAddr, readiness: Arc<Readiness>) -> std::io::Result<(actix_web::dev::Server, u16)> {
+    let _ = health::prometheus();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(readiness.clone()))
+            .configure(health::configure)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind(listen)?;
+    let port = server.addrs().first().map(|a| a.port()).unwrap_or_default();
+    Ok((server.run(), port))
+}
+
+/// Loads `T` and initialises telemetry; exits with the failing key named on bad config.
+pub fn bootstrap<T: serde::de::DeserializeOwned>(
+    service: &'static str,
+    common: impl Fn(&T) -> &CommonSettings,
+) -> anyhow::Result<(T, crate::telemetry::TelemetryGuard)> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let settings: T = crate::config::load()?;
+    crate::config::validate_common(common(&settings))?;
+    let guard = crate::telemetry::init(service, &common(&settings).telemetry)?;
+    Ok((settings, guard))
+}
