@@ -107,3 +107,55 @@ pub fn bootstrap<T: serde::de::DeserializeOwned>(
     let guard = crate::telemetry::init(service, &common(&settings).telemetry)?;
     Ok((settings, guard))
 }
+
+/// Starts the consumers of a service once its dependencies are up; returns their tasks.
+pub type StartConsumers = Box<dyn FnOnce(PgPool, Arc<Broker>, CancellationToken) -> Vec<tokio::task::JoinHandle<()>> + Send>;
+
+/// A service with no consumers yet (its behaviour lands with its own issue).
+pub fn no_consumers() -> StartConsumers {
+    Box::new(|_, _, _| Vec::new())
+}
+
+/// Runs `command` for a service: `migrate` and exit, or `serve` until SIGTERM.
+pub async fn execute(
+    command: Command,
+    spec: &ServiceSpec,
+    common: &CommonSettings,
+    listen: SocketAddr,
+    consumers: StartConsumers,
+) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate => migrate(spec, common).await,
+        Command::Serve => serve(spec, common, listen, consumers, crate::shutdown::on_signal()).await,
+    }
+}
+
+/// Serves health and metrics at once, waits for Postgres and RabbitMQ, runs the consumers,
+/// and on cancellation drains them before returning.
+pub async fn serve(
+    spec: &ServiceSpec,
+    common: &CommonSettings,
+    listen: SocketAddr,
+    consumers: StartConsumers,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let readiness = Readiness::new(true, true);
+    let (server, port) = admin_server(listen, readiness.clone())?;
+    let server_handle = server.handle();
+    let server_task = tokio::spawn(server);
+    tracing::info!(service = spec.name, port, "listening for /healthz /readyz /metrics");
+
+    if let Some((pool, broker)) = dependencies(spec, common, &readiness, &cancel).await {
+        let tasks = consumers(pool, broker.clone(), cancel.clone());
+        cancel.cancelled().await;
+        readiness.start_draining();
+        for task in tasks {
+            let _ = task.await;
+        }
+        broker.close().await;
+    }
+    server_handle.stop(true).await;
+    let _ = server_task.await;
+    tracing::info!(service = spec.name, "stopped");
+    Ok(())
+}
