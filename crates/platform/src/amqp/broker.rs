@@ -39,6 +39,15 @@ impl Broker {
         format!("{}{}", self.settings.namespace, logical)
     }
 
+    /// How this process shows up in `rabbitmqctl list_connections client_properties`.
+    pub fn connection_name(&self) -> String {
+        let program = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "billing".into());
+        format!("{}{}-{}", self.settings.namespace, program, std::process::id())
+    }
+
     /// Whether the current connection is up (for `/readyz`).
     pub fn is_connected(&self) -> bool {
         self.live().is_some()
@@ -58,7 +67,8 @@ impl Broker {
         if let Some(conn) = self.live() {
             return Ok(conn);
         }
-        let conn = Arc::new(Connection::connect(&self.settings.url, ConnectionProperties::default()).await?);
+        let properties = ConnectionProperties::default().with_connection_name(self.connection_name().into());
+        let conn = Arc::new(Connection::connect(&self.settings.url, properties).await?);
         let channel = conn.create_channel().await?;
         self.topology
             .declare(&channel, &self.settings.namespace, self.settings.delivery_limit)
