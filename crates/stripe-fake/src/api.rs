@@ -292,8 +292,12 @@ fn opts(app: &App) -> RenderOpts {
 
 fn retrieve<T: StripeObject + Legacy>(app: &App, book: &Book, coll: &Collection<T>, id: &str, p: &Params) -> Reply {
     p.check_allowed(&["expand"])?;
-    let obj = coll.get(id).ok_or_else(|| ApiError::missing(T::OBJECT, id, "id"))?;
-    Ok((200, render::object(book, obj, &p.expand()?, opts(app))?))
+    let entry = coll.entry(id).ok_or_else(|| ApiError::missing(T::OBJECT, id, "id"))?;
+    let expand = p.expand()?;
+    if expand.is_empty() && !app.config.legacy_fields {
+        return Ok((200, entry.json().to_vec()));
+    }
+    Ok((200, render::object(book, &entry.obj, &expand, opts(app))?))
 }
 
 fn opt_str<'a>(p: &'a Params, k: &str) -> Result<Option<&'a str>, ApiError> {
@@ -338,7 +342,7 @@ fn get_route(
             let b = state
                 .books
                 .get(*id)
-                .filter(|b| (*id == caller.account) || (!caller.connected && !state.revoked_accounts.contains(*id)))
+                .filter(|_| (*id == caller.account) || (!caller.connected && !state.revoked_accounts.contains(*id)))
                 .ok_or_else(|| ApiError::missing("account", id, "account"))?;
             Ok((200, render::object(b, &b.account, &[], opts(app))?))
         }
@@ -568,8 +572,12 @@ impl StripeObject for SubItemRow {
 impl Legacy for SubItemRow {}
 
 /// Invoice lines keep invoice order, so the sort key is their position (reversed).
-#[derive(serde::Serialize)]
-struct LineRow(#[serde(flatten)] InvoiceLine, #[serde(skip)] i64);
+struct LineRow(InvoiceLine, i64);
+impl serde::Serialize for LineRow {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
 impl StripeObject for LineRow {
     const OBJECT: &'static str = "line_item";
     fn id(&self) -> &str {
@@ -617,13 +625,6 @@ fn merge_metadata(target: &mut Metadata, update: Metadata) {
 fn int_in(v: &PVal, name: &str) -> Result<i64, ApiError> {
     let s = v.as_str().ok_or_else(|| ApiError::invalid_integer(name, "(not a scalar)"))?;
     s.trim().parse::<i64>().map_err(|_| ApiError::invalid_integer(name, s))
-}
-
-fn book_mut<'a>(state: &'a mut State, caller: &Caller) -> Result<&'a mut Book, ApiError> {
-    state
-        .books
-        .get_mut(&caller.account)
-        .ok_or_else(|| ApiError::account_access(&caller.key, &caller.account))
 }
 
 fn expanded<T: StripeObject + Legacy>(app: &App, book: &Book, obj: &T, p: &Params) -> Reply {

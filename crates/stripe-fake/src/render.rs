@@ -182,9 +182,9 @@ pub fn list<T: StripeObject + Legacy>(
             out.push(b',');
         }
         if inner.is_empty() && !opts.legacy {
-            serde_json::to_writer(&mut out, *obj).map_err(|_| ApiError::api_error(500))?;
+            out.extend_from_slice(obj.json());
         } else {
-            let v = to_value(book, *obj, &inner, opts)?;
+            let v = to_value(book, &obj.obj, &inner, opts)?;
             serde_json::to_writer(&mut out, &v).map_err(|_| ApiError::api_error(500))?;
         }
     }

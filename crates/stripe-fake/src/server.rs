@@ -29,6 +29,11 @@ impl App {
     /// webhooks are configured (the delivery task is spawned here).
     pub fn new(config: FakeConfig) -> App {
         let state = initial_state(&config);
+        App::with_state(config, state)
+    }
+
+    /// Builds the app around an existing state (e.g. one generated beforehand).
+    pub fn with_state(config: FakeConfig, state: State) -> App {
         App {
             state: Arc::new(RwLock::new(state)),
             limiter: RateLimiter::new(config.rate_limit),
@@ -90,9 +95,16 @@ impl FakeServer {
     /// Binds `config.listen` (use port 0 in tests), serves in the background on the
     /// current tokio runtime and returns once the socket is bound.
     pub async fn start(config: FakeConfig) -> anyhow::Result<FakeServer> {
+        let state = initial_state(&config);
+        FakeServer::start_with_state(config, state).await
+    }
+
+    /// Like [`FakeServer::start`] but serves a state built by the caller
+    /// (`seed::generate_with`, or `State::new` plus objects).
+    pub async fn start_with_state(config: FakeConfig, state: State) -> anyhow::Result<FakeServer> {
         let listen = config.listen.clone();
         let workers = config.workers.max(1);
-        let app = Arc::new(App::new(config));
+        let app = Arc::new(App::with_state(config, state));
         let data = web::Data::new(app.clone());
         let server = HttpServer::new(move || {
             ActixApp::new()

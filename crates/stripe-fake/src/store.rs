@@ -6,15 +6,47 @@ use crate::error::ApiError;
 use crate::model::*;
 use crate::query::Range;
 use crate::rng::IdGen;
+use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// Sort key: (created, id), ascending; lists walk it backwards (newest first).
 pub type Key = (i64, String);
 
+/// A stored object with its serialised JSON, computed on first read and dropped on
+/// every mutation, so list pages are mostly byte copies.
+#[derive(Debug, Clone)]
+pub struct Entry<T> {
+    pub obj: T,
+    json: OnceLock<Box<[u8]>>,
+}
+
+impl<T: Serialize> Entry<T> {
+    fn new(obj: T) -> Self {
+        Entry {
+            obj,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The object's JSON (the pinned API version's shape, without expansions).
+    pub fn json(&self) -> &[u8] {
+        self.json
+            .get_or_init(|| serde_json::to_vec(&self.obj).unwrap_or_default().into_boxed_slice())
+    }
+}
+
+impl<T> std::ops::Deref for Entry<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.obj
+    }
+}
+
 /// One kind of object, by id, with a global and a per-customer ordered index.
 #[derive(Debug, Clone)]
 pub struct Collection<T> {
-    map: HashMap<String, T>,
+    map: HashMap<String, Entry<T>>,
     order: Vec<Key>,
     by_customer: HashMap<String, Vec<Key>>,
     sorted: bool,
@@ -47,12 +79,19 @@ impl<T: StripeObject> Collection<T> {
     }
 
     pub fn get(&self, id: &str) -> Option<&T> {
+        self.map.get(id).map(|e| &e.obj)
+    }
+
+    pub fn entry(&self, id: &str) -> Option<&Entry<T>> {
         self.map.get(id)
     }
 
     /// Mutable access; `created` and the customer must not be changed through it.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut T> {
-        self.map.get_mut(id)
+        self.map.get_mut(id).map(|e| {
+            e.json = OnceLock::new();
+            &mut e.obj
+        })
     }
 
     pub fn contains(&self, id: &str) -> bool {
@@ -60,11 +99,7 @@ impl<T: StripeObject> Collection<T> {
     }
 
     pub fn values(&self) -> impl Iterator<Item = &T> {
-        self.map.values()
-    }
-
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.map.values_mut()
+        self.map.values().map(|e| &e.obj)
     }
 
     /// Inserts or replaces, keeping the indexes sorted.
@@ -89,7 +124,7 @@ impl<T: StripeObject> Collection<T> {
         if let Some(c) = obj.customer_id() {
             insert_sorted(self.by_customer.entry(c.to_string()).or_default(), key);
         }
-        self.map.insert(obj.id().to_string(), obj);
+        self.map.insert(obj.id().to_string(), Entry::new(obj));
     }
 
     /// Bulk load (seeding): append now, sort once in [`Collection::ensure_sorted`].
@@ -102,7 +137,7 @@ impl<T: StripeObject> Collection<T> {
                 .push(key.clone());
         }
         self.order.push(key);
-        self.map.insert(obj.id().to_string(), obj);
+        self.map.insert(obj.id().to_string(), Entry::new(obj));
         self.sorted = false;
     }
 
@@ -118,7 +153,7 @@ impl<T: StripeObject> Collection<T> {
 
     pub fn remove(&mut self, id: &str) -> Option<T> {
         self.ensure_sorted();
-        let obj = self.map.remove(id)?;
+        let obj = self.map.remove(id)?.obj;
         let key: Key = (obj.created(), obj.id().to_string());
         if let Ok(pos) = self.order.binary_search(&key) {
             self.order.remove(pos);
@@ -164,13 +199,13 @@ impl<T: StripeObject> Collection<T> {
                 .ok_or_else(|| ApiError::missing(T::OBJECT, id, param))
         };
         let want = q.limit + 1;
-        let mut items: Vec<&T> = Vec::with_capacity(want.min(101));
-        let accept = |key: &Key| -> Option<&'a T> {
+        let mut items: Vec<&Entry<T>> = Vec::with_capacity(want.min(101));
+        let accept = |key: &Key| -> Option<&'a Entry<T>> {
             if !q.created.contains(key.0) {
                 return None;
             }
-            let obj = self.map.get(&key.1)?;
-            filter(obj).then_some(obj)
+            let e = self.map.get(&key.1)?;
+            filter(&e.obj).then_some(e)
         };
         if let Some(before) = &q.ending_before {
             // Objects newer than the cursor, nearest first, then flipped to newest-first.
@@ -240,7 +275,7 @@ impl Default for PageQuery {
 }
 
 pub struct Page<'a, T> {
-    pub items: Vec<&'a T>,
+    pub items: Vec<&'a Entry<T>>,
     pub has_more: bool,
 }
 

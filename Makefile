@@ -1,0 +1,54 @@
+# Stripe billing integration — developer entry points. See README.md.
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/billing-target
+CARGO ?= cargo
+
+.PHONY: demo up down status test test-clean build release fmt lint bench-bus bench-fake deps
+
+## Everything up on this machine, demo data flowing, results shown.
+demo: deps release
+	@bash scripts/up.sh
+	@bash scripts/demo.sh
+
+## Build and start every service and the Stripe fake in the background (logs in .run/logs/).
+up: deps release
+	@bash scripts/up.sh
+
+## Stop what `make up` started (SIGTERM, then wait for a clean exit).
+down:
+	@bash scripts/down.sh
+
+status:
+	@bash scripts/up.sh --status
+
+## Every test of the workspace: unit + integration against the real Postgres and RabbitMQ.
+test: deps test-clean
+	$(CARGO) test --workspace --no-fail-fast
+
+# Drop test databases left behind by interrupted runs.
+test-clean:
+	@bash scripts/clean-test-dbs.sh
+
+deps:
+	@bash scripts/dev-deps.sh
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release --workspace --bins
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Bus benchmark: confirmed publishes/s and publish→consume→commit→ack latency.
+bench-bus: deps
+	$(CARGO) run --release -p platform --example bench_bus
+
+## Stripe fake benchmark: list pages/s (rate limit off) and 10k-customer seed time.
+bench-fake:
+	$(CARGO) run --release -p stripe-fake -- bench
