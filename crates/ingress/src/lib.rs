@@ -6,17 +6,25 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use platform::{
     amqp::Topology,
     config::{CommonSettings, HttpSettings},
-    service::ServiceSpec,
+    service::{ServiceSettings, ServiceSpec},
 };
-use serde::Deserialize;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/ingress");
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Settings {
-    #[serde(flatten)]
     pub common: CommonSettings,
     pub ingress: HttpSettings,
+}
+
+impl ServiceSettings for Settings {
+    fn from_config(raw: &platform::config::Raw) -> anyhow::Result<Self> {
+        Ok(Self { common: platform::config::section(raw, "")?, ingress: platform::config::section(raw, "ingress")? })
+    }
+
+    fn common(&self) -> &CommonSettings {
+        &self.common
+    }
 }
 
 pub fn spec() -> ServiceSpec {

@@ -5,17 +5,25 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use platform::{
     amqp::{QueueSpec, Topology},
     config::{CommonSettings, HttpSettings},
-    service::ServiceSpec,
+    service::{ServiceSettings, ServiceSpec},
 };
-use serde::Deserialize;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/matching");
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Settings {
-    #[serde(flatten)]
     pub common: CommonSettings,
     pub matcher: HttpSettings,
+}
+
+impl ServiceSettings for Settings {
+    fn from_config(raw: &platform::config::Raw) -> anyhow::Result<Self> {
+        Ok(Self { common: platform::config::section(raw, "")?, matcher: platform::config::section(raw, "matcher")? })
+    }
+
+    fn common(&self) -> &CommonSettings {
+        &self.common
+    }
 }
 
 pub fn spec() -> ServiceSpec {

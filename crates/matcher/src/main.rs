@@ -4,6 +4,6 @@ use platform::service::{bootstrap, execute, no_consumers, Cli};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let (settings, _telemetry) = bootstrap::<matcher::Settings>("matcher", |s| &s.common)?;
+    let (settings, _telemetry) = bootstrap::<matcher::Settings>("matcher")?;
     execute(cli.command(), &matcher::spec(), &settings.common, settings.matcher.listen, no_consumers()).await
 }

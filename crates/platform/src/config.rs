@@ -72,8 +72,11 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
 }
 
-/// Loads the layered configuration into `T`. Errors name the offending key.
-pub fn load<T: DeserializeOwned>() -> anyhow::Result<T> {
+/// The merged configuration, before it is split into typed sections.
+pub type Raw = config::Config;
+
+/// Loads the layered configuration.
+pub fn load() -> anyhow::Result<Raw> {
     if let Ok(path) = std::env::var("BILLING_ENV_FILE") {
         dotenvy::from_path(&path).with_context(|| format!("reading env file {path}"))?;
     }
@@ -94,9 +97,15 @@ pub fn load<T: DeserializeOwned>() -> anyhow::Result<T> {
             builder = builder.set_override(key, value)?;
         }
     }
-    let raw = builder.build().context("reading configuration")?;
-    raw.try_deserialize::<T>()
-        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
+    builder.build().context("reading configuration")
+}
+
+/// Deserializes one section (`""` = the whole tree, e.g. for [`CommonSettings`]). Sections are
+/// read one at a time rather than through `#[serde(flatten)]`, which would lose the key path
+/// that the error message must name.
+pub fn section<T: DeserializeOwned>(raw: &Raw, key: &str) -> anyhow::Result<T> {
+    let result = if key.is_empty() { raw.clone().try_deserialize::<T>() } else { raw.get::<T>(key) };
+    result.map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
 }
 
 /// Validates the shared sections, naming the failing key.

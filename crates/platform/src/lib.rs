@@ -9,6 +9,7 @@ pub mod inbox;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use tokio_util::sync::CancellationToken;

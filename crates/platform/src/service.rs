@@ -96,15 +96,18 @@ pub fn admin_server(listen: SocketAddr, readiness: Arc<Readiness>) -> std::io::R
     Ok((server.run(), port))
 }
 
-/// Loads `T` and initialises telemetry; exits with the failing key named on bad config.
-pub fn bootstrap<T: serde::de::DeserializeOwned>(
-    service: &'static str,
-    common: impl Fn(&T) -> &CommonSettings,
-) -> anyhow::Result<(T, crate::telemetry::TelemetryGuard)> {
+/// A service's settings: the shared sections plus its own.
+pub trait ServiceSettings: Sized {
+    fn from_config(raw: &crate::config::Raw) -> anyhow::Result<Self>;
+    fn common(&self) -> &CommonSettings;
+}
+
+/// Loads the settings and initialises telemetry; fails with the offending key named.
+pub fn bootstrap<T: ServiceSettings>(service: &'static str) -> anyhow::Result<(T, crate::telemetry::TelemetryGuard)> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let settings: T = crate::config::load()?;
-    crate::config::validate_common(common(&settings))?;
-    let guard = crate::telemetry::init(service, &common(&settings).telemetry)?;
+    let settings = T::from_config(&crate::config::load()?)?;
+    crate::config::validate_common(settings.common())?;
+    let guard = crate::telemetry::init(service, &settings.common().telemetry)?;
     Ok((settings, guard))
 }
 

@@ -70,3 +70,146 @@ impl Default for TestEnv {
         Self::new()
     }
 }
+
+/// A service binary started as its own process, as Kubernetes would run it.
+pub struct ServiceProcess {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl ServiceProcess {
+    /// Starts `binary serve` against `env`, listening on a free port via `BILLING__<SECTION>__LISTEN`.
+    pub fn spawn(binary: &str, section: &str, env: &TestEnv, extra_env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut cmd = std::process::Command::new(binary);
+        cmd.arg("serve")
+            .env("DATABASE_URL", &env.common.database.url)
+            .env("AMQP_URL", &env.common.amqp.url)
+            .env("BILLING__AMQP__NAMESPACE", &env.common.amqp.namespace)
+            .env("BILLING__AMQP__DELIVERY_LIMIT", env.common.amqp.delivery_limit.to_string())
+            .env(format!("BILLING__{}__LISTEN", section.to_uppercase()), format!("127.0.0.1:{port}"))
+            .env("BILLING__TELEMETRY__LOG_FILTER", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("service binary starts");
+        Self { child, port }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Polls `path` until it answers `status` (30 s at most).
+    pub async fn wait_for_status(&mut self, path: &str, status: u16) -> String {
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(Some(exit)) = self.child.try_wait() {
+                panic!("service exited early with {exit}: {}", self.stderr());
+            }
+            if let Ok(resp) = client.get(self.url(path)).send().await {
+                if resp.status().as_u16() == status {
+                    return resp.text().await.unwrap_or_default();
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{path} never answered {status}");
+    }
+
+    /// Sends SIGTERM and returns the exit status (waits 20 s at most).
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("service did not exit within 20 s of SIGTERM");
+    }
+
+    fn stderr(&mut self) -> String {
+        use std::io::Read as _;
+        let mut out = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = err.read_to_string(&mut out);
+        }
+        out
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `binary` with a bad value and returns (exit success, stderr).
+pub fn run_with_bad_config(binary: &str, key_env: &str, value: &str) -> (bool, String) {
+    let out = std::process::Command::new(binary)
+        .arg("serve")
+        .env(key_env, value)
+        .output()
+        .expect("binary runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The lifecycle every service must pass: starts, migrates its schema, declares its topology,
+/// reports ready, exports metrics, and exits 0 on SIGTERM; refuses bad config naming the key;
+/// stays alive and not-ready while Postgres is unreachable.
+pub async fn assert_service_lifecycle(binary: &str, section: &str, spec: &crate::service::ServiceSpec) {
+    // Bad config: the key is named and the process fails.
+    let (ok, stderr) = run_with_bad_config(binary, "BILLING__AMQP__PREFETCH", "lots");
+    assert!(!ok && stderr.contains("amqp.prefetch"), "stderr: {stderr}");
+    let (ok, stderr) = run_with_bad_config(binary, "DATABASE_URL", "mysql://x/y");
+    assert!(!ok && stderr.contains("database.url"), "stderr: {stderr}");
+
+    // Healthy start and graceful stop.
+    let env = TestEnv::new();
+    let mut service = ServiceProcess::spawn(binary, section, &env, &[]);
+    let ready = service.wait_for_status("/readyz", 200).await;
+    assert!(ready.contains("\"database\":\"ok\"") && ready.contains("\"broker\":\"ok\""), "{ready}");
+    let metrics = service.wait_for_status("/metrics", 200).await;
+    assert!(metrics.contains("amqp_connects_total"), "{metrics}");
+    let mut conn = AsyncPgConnection::establish(&env.common.database.url).await.expect("test database exists");
+    #[derive(diesel::QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        exists: bool,
+    }
+    let rows: Vec<Exists> = diesel::sql_query(format!("SELECT to_regclass('{}.inbox') IS NOT NULL AS exists", spec.schema))
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert!(rows[0].exists, "schema {} was not migrated", spec.schema);
+    drop(conn);
+    let broker = crate::amqp::Broker::new(env.common.amqp.clone(), spec.topology.clone());
+    for queue in &spec.topology.queues {
+        broker.queue_depth(&queue.name).await.expect("queue declared by the service");
+        broker.queue_depth(&queue.dlq_name()).await.expect("dlq declared by the service");
+    }
+    let status = service.terminate();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+
+    // Postgres unreachable: alive, not ready, still stops cleanly.
+    let mut down = ServiceProcess::spawn(binary, section, &env, &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/billing")]);
+    down.wait_for_status("/healthz", 200).await;
+    let not_ready = down.wait_for_status("/readyz", 503).await;
+    assert!(not_ready.contains("\"database\":\"connecting\""), "{not_ready}");
+    assert!(down.terminate().success());
+
+    env.cleanup(&[&broker]).await;
+}

@@ -4,6 +4,6 @@ use platform::service::{bootstrap, execute, no_consumers, Cli};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let (settings, _telemetry) = bootstrap::<risk_engine::Settings>("risk-engine", |s| &s.common)?;
+    let (settings, _telemetry) = bootstrap::<risk_engine::Settings>("risk-engine")?;
     execute(cli.command(), &risk_engine::spec(), &settings.common, settings.risk_engine.listen, no_consumers()).await
 }

@@ -12,13 +12,18 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 fn reply(status: u16, v: Value) -> HttpResponse {
-    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK))
-        .insert_header(("Content-Type", "application/json"))
-        .body(v.to_string())
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK),
+    )
+    .insert_header(("Content-Type", "application/json"))
+    .body(v.to_string())
 }
 
 fn err(e: ApiError) -> HttpResponse {
-    reply(e.status, serde_json::from_str(&e.to_json()).unwrap_or(Value::Null))
+    reply(
+        e.status,
+        serde_json::from_str(&e.to_json()).unwrap_or(Value::Null),
+    )
 }
 
 fn bad(msg: &str) -> ApiError {
@@ -27,7 +32,10 @@ fn bad(msg: &str) -> ApiError {
 
 pub async fn handle(app: &App, req: &HttpRequest, body: &[u8]) -> HttpResponse {
     if !app.config.admin_enabled {
-        return err(ApiError::unrecognized_url(req.method().as_str(), req.path()));
+        return err(ApiError::unrecognized_url(
+            req.method().as_str(),
+            req.path(),
+        ));
     }
     let args: Value = if body.is_empty() {
         json!({})
@@ -42,7 +50,12 @@ pub async fn handle(app: &App, req: &HttpRequest, body: &[u8]) -> HttpResponse {
         ("GET", "/_admin/summary") => reply(200, summary(app)),
         ("GET", "/_admin/truth") => match app.state.read().truth.clone() {
             Some(t) => reply(200, t),
-            None => err(ApiError::new(404, "invalid_request_error", Some("resource_missing"), "The fake was not seeded.")),
+            None => err(ApiError::new(
+                404,
+                "invalid_request_error",
+                Some("resource_missing"),
+                "The fake was not seeded.",
+            )),
         },
         ("POST", "/_admin/reseed") => {
             let opts: crate::seed::SeedOptions = match serde_json::from_value(args) {
@@ -53,10 +66,17 @@ pub async fn handle(app: &App, req: &HttpRequest, body: &[u8]) -> HttpResponse {
             state.truth = serde_json::to_value(&truth).ok();
             let total = truth.totals.clone();
             *app.state.write() = state;
-            reply(200, json!({"ok": true, "customers": truth.customer_count, "totals": total}))
+            reply(
+                200,
+                json!({"ok": true, "customers": truth.customer_count, "totals": total}),
+            )
         }
         ("POST", "/_admin/accounts") => {
-            let name = args.get("name").and_then(Value::as_str).unwrap_or("Connected Business").to_string();
+            let name = args
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("Connected Business")
+                .to_string();
             let mut s = app.state.write();
             let id = s.add_connected_account(&name);
             s.unclaimed_accounts.push(id.clone());
@@ -69,7 +89,10 @@ pub async fn handle(app: &App, req: &HttpRequest, body: &[u8]) -> HttpResponse {
                 Err(e) => err(e),
             }
         }
-        _ => err(ApiError::unrecognized_url(req.method().as_str(), req.path())),
+        _ => err(ApiError::unrecognized_url(
+            req.method().as_str(),
+            req.path(),
+        )),
     }
 }
 
@@ -90,11 +113,16 @@ fn summary(app: &App) -> Value {
 }
 
 fn s<'a>(args: &'a Value, k: &str) -> Option<&'a str> {
-    args.get(k).and_then(Value::as_str).filter(|x| !x.is_empty())
+    args.get(k)
+        .and_then(Value::as_str)
+        .filter(|x| !x.is_empty())
 }
 
 fn i(args: &Value, k: &str) -> Option<i64> {
-    args.get(k).and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+    args.get(k).and_then(|v| {
+        v.as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    })
 }
 
 /// The subscription a trigger targets: `subscription`, or the customer's newest
@@ -115,7 +143,11 @@ fn target_sub(book: &Book, args: &Value) -> Result<String, ApiError> {
         .ids_for_customer(cus)
         .into_iter()
         .rev()
-        .find(|id| book.subscriptions.get(id).is_some_and(|s| !matches!(s.status, "canceled" | "incomplete_expired")))
+        .find(|id| {
+            book.subscriptions
+                .get(id)
+                .is_some_and(|s| !matches!(s.status, "canceled" | "incomplete_expired"))
+        })
         .ok_or_else(|| bad(&format!("customer {cus} has no live subscription")))
 }
 
@@ -123,7 +155,9 @@ fn target_sub(book: &Book, args: &Value) -> Result<String, ApiError> {
 pub fn trigger(app: &App, kind: &str, args: &Value) -> Result<Value, ApiError> {
     let mut guard = app.state.write();
     let state: &mut State = &mut guard;
-    let account = s(args, "account").map(str::to_string).unwrap_or_else(|| state.platform.clone());
+    let account = s(args, "account")
+        .map(str::to_string)
+        .unwrap_or_else(|| state.platform.clone());
     if !state.books.contains_key(&account) {
         return Err(ApiError::missing("account", &account, "account"));
     }
@@ -144,7 +178,9 @@ pub fn trigger(app: &App, kind: &str, args: &Value) -> Result<Value, ApiError> {
         for acct in accounts {
             let tag = (acct != state.platform).then(|| acct.clone());
             let State { books, ids, .. } = &mut *state;
-            let Some(book) = books.get_mut(&acct) else { continue };
+            let Some(book) = books.get_mut(&acct) else {
+                continue;
+            };
             let mut ctx = Ctx::new(from, ids, tag);
             engine::advance(book, &mut ctx, to);
             let mut events = std::mem::take(&mut ctx.events);
@@ -158,9 +194,12 @@ pub fn trigger(app: &App, kind: &str, args: &Value) -> Result<Value, ApiError> {
     }
     let now = state.clock;
     let State { books, ids, .. } = &mut *state;
-    let book = books.get_mut(&account).ok_or_else(|| ApiError::missing("account", &account, "account"))?;
+    let book = books
+        .get_mut(&account)
+        .ok_or_else(|| ApiError::missing("account", &account, "account"))?;
     let mut ctx = Ctx::new(now, ids, tag);
-    let result: Result<Value, ApiError> = (|| match kind {
+    let result: Result<Value, ApiError> = (|| {
+        match kind {
         "fail_payment" => {
             let sub = target_sub(book, args)?;
             let decline = s(args, "decline_code").unwrap_or("insufficient_funds");
@@ -274,6 +313,7 @@ pub fn trigger(app: &App, kind: &str, args: &Value) -> Result<Value, ApiError> {
             Some("resource_missing"),
             format!("Unknown trigger '{other}'. Known: fail_payment, pay_invoice, update_subscription, request_cancel, cancel, expire_card, dispute, advance_time."),
         )),
+    }
     })();
     // A failed payment is still a result worth committing (its events happened).
     let events = std::mem::take(&mut ctx.events);
@@ -289,7 +329,9 @@ pub fn trigger(app: &App, kind: &str, args: &Value) -> Result<Value, ApiError> {
             v["event_types"] = json!(types);
             Ok(v)
         }
-        Err(e) if committed && e.status == 402 => Ok(json!({"ok": true, "declined": e.decline_code, "events": ids, "event_types": types})),
+        Err(e) if committed && e.status == 402 => {
+            Ok(json!({"ok": true, "declined": e.card.as_ref().map(|c| c.decline_code.clone()), "events": ids, "event_types": types}))
+        }
         Err(e) => Err(e),
     }
 }

@@ -23,11 +23,13 @@ pub struct Caller {
 pub type Reply = Result<(u16, Vec<u8>), ApiError>;
 
 fn json_response(status: u16, body: Vec<u8>, request_id: &str) -> HttpResponse {
-    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK))
-        .insert_header(("Content-Type", "application/json"))
-        .insert_header(("Stripe-Version", API_VERSION))
-        .insert_header(("Request-Id", request_id.to_string()))
-        .body(body)
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK),
+    )
+    .insert_header(("Content-Type", "application/json"))
+    .insert_header(("Stripe-Version", API_VERSION))
+    .insert_header(("Request-Id", request_id.to_string()))
+    .body(body)
 }
 
 pub fn error_response(e: &ApiError, request_id: &str) -> HttpResponse {
@@ -49,7 +51,10 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, app: web::Data<Arc<App>>
         return crate::oauth::handle(app, &req, &body, &request_id);
     }
     if !path.starts_with("/v1/") && path != "/v1" {
-        return error_response(&ApiError::unrecognized_url(req.method().as_str(), &path), &request_id);
+        return error_response(
+            &ApiError::unrecognized_url(req.method().as_str(), &path),
+            &request_id,
+        );
     }
     if !app.limiter.try_acquire() {
         return error_response(&ApiError::rate_limited(), &request_id);
@@ -78,11 +83,17 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, app: web::Data<Arc<App>>
 /// Extracts the API key from `Authorization: Bearer …` or `Basic base64(key:)`.
 pub fn api_key(req: &HttpRequest) -> Option<String> {
     let h = req.headers().get("authorization")?.to_str().ok()?.trim();
-    if let Some(k) = h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")) {
+    if let Some(k) = h
+        .strip_prefix("Bearer ")
+        .or_else(|| h.strip_prefix("bearer "))
+    {
         let k = k.trim();
         return (!k.is_empty()).then(|| k.to_string());
     }
-    if let Some(b) = h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic ")) {
+    if let Some(b) = h
+        .strip_prefix("Basic ")
+        .or_else(|| h.strip_prefix("basic "))
+    {
         let raw = base64_decode(b.trim())?;
         let s = String::from_utf8(raw).ok()?;
         let user = s.split(':').next().unwrap_or("");
@@ -164,7 +175,12 @@ pub fn authenticate(app: &App, state: &State, req: &HttpRequest) -> Result<Calle
     Err(ApiError::bad_key(&key))
 }
 
-fn serve_v1(app: &App, req: &HttpRequest, body: &[u8], request_id: &str) -> Result<(u16, Vec<u8>, bool), ApiError> {
+fn serve_v1(
+    app: &App,
+    req: &HttpRequest,
+    body: &[u8],
+    request_id: &str,
+) -> Result<(u16, Vec<u8>, bool), ApiError> {
     let method = req.method().clone();
     let path = req.path();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -189,14 +205,24 @@ fn serve_v1(app: &App, req: &HttpRequest, body: &[u8], request_id: &str) -> Resu
     let state: &mut State = &mut guard;
     let caller = authenticate(app, state, req)?;
     if caller.read_only {
-        return Err(ApiError::read_only_key(&caller.key, &caller.account, &permission_for(&segs)));
+        return Err(ApiError::read_only_key(
+            &caller.key,
+            &caller.account,
+            &permission_for(&segs),
+        ));
     }
     let idem_key = req
         .headers()
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let fingerprint = format!("{} {}?{}\n{}", method, path, req.query_string(), String::from_utf8_lossy(body));
+    let fingerprint = format!(
+        "{} {}?{}\n{}",
+        method,
+        path,
+        req.query_string(),
+        String::from_utf8_lossy(body)
+    );
     if let Some(k) = &idem_key {
         if let Some(prev) = state.idempotency.get(&(caller.account.clone(), k.clone())) {
             if prev.fingerprint == fingerprint {
@@ -205,7 +231,17 @@ fn serve_v1(app: &App, req: &HttpRequest, body: &[u8], request_id: &str) -> Resu
             return Err(ApiError::idempotency(k));
         }
     }
-    let result = post_route(app, state, &caller, &method, &segs, &params, path, request_id, idem_key.as_deref());
+    let result = post_route(
+        app,
+        state,
+        &caller,
+        &method,
+        &segs,
+        &params,
+        path,
+        request_id,
+        idem_key.as_deref(),
+    );
     if let Some(k) = idem_key {
         let (status, body) = match &result {
             Ok((s, b)) => (*s, String::from_utf8_lossy(b).into_owned()),
@@ -232,7 +268,13 @@ fn permission_for(segs: &[&str]) -> String {
 
 // ------------------------------------------------------------------ GET
 
-const PAGING: &[&str] = &["limit", "starting_after", "ending_before", "created", "expand"];
+const PAGING: &[&str] = &[
+    "limit",
+    "starting_after",
+    "ending_before",
+    "created",
+    "expand",
+];
 
 fn page_query(p: &Params, extra: &[&str]) -> Result<PageQuery, ApiError> {
     for k in p.root.keys() {
@@ -242,15 +284,25 @@ fn page_query(p: &Params, extra: &[&str]) -> Result<PageQuery, ApiError> {
     }
     let limit = p.int("limit")?.unwrap_or(10);
     if !(1..=100).contains(&limit) {
-        let bound = if limit < 1 { "greater than or equal to 1" } else { "less than or equal to 100" };
+        let bound = if limit < 1 {
+            "greater than or equal to 1"
+        } else {
+            "less than or equal to 100"
+        };
         return Err(ApiError::invalid(
             "parameter_invalid_integer",
             "limit",
             format!("This value must be {bound}."),
         ));
     }
-    let starting_after = p.string("starting_after")?.filter(|s| !s.is_empty()).map(str::to_string);
-    let ending_before = p.string("ending_before")?.filter(|s| !s.is_empty()).map(str::to_string);
+    let starting_after = p
+        .string("starting_after")?
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    let ending_before = p
+        .string("ending_before")?
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
     if starting_after.is_some() && ending_before.is_some() {
         return Err(ApiError::invalid(
             "parameters_exclusive",
@@ -290,9 +342,17 @@ fn opts(app: &App) -> RenderOpts {
     }
 }
 
-fn retrieve<T: StripeObject + Legacy>(app: &App, book: &Book, coll: &Collection<T>, id: &str, p: &Params) -> Reply {
+fn retrieve<T: StripeObject + Legacy>(
+    app: &App,
+    book: &Book,
+    coll: &Collection<T>,
+    id: &str,
+    p: &Params,
+) -> Reply {
     p.check_allowed(&["expand"])?;
-    let entry = coll.entry(id).ok_or_else(|| ApiError::missing(T::OBJECT, id, "id"))?;
+    let entry = coll
+        .entry(id)
+        .ok_or_else(|| ApiError::missing(T::OBJECT, id, "id"))?;
     let expand = p.expand()?;
     if expand.is_empty() && !app.config.legacy_fields {
         return Ok((200, entry.json().to_vec()));
@@ -320,13 +380,20 @@ fn get_route(
         }
         ["v1", "accounts"] => {
             if caller.connected {
-                return Ok((200, br#"{"object":"list","data":[],"has_more":false,"url":"/v1/accounts"}"#.to_vec()));
+                return Ok((
+                    200,
+                    br#"{"object":"list","data":[],"has_more":false,"url":"/v1/accounts"}"#
+                        .to_vec(),
+                ));
             }
             let q = page_query(p, &[])?;
             let mut accts: Vec<&Account> = state
                 .books
                 .values()
-                .filter(|b| b.account.id != state.platform && !state.revoked_accounts.contains(&b.account.id))
+                .filter(|b| {
+                    b.account.id != state.platform
+                        && !state.revoked_accounts.contains(&b.account.id)
+                })
                 .map(|b| &b.account)
                 .collect();
             accts.sort_by(|a, b| (b.created, &b.id).cmp(&(a.created, &a.id)));
@@ -335,22 +402,35 @@ fn get_route(
                 coll.insert(a.clone());
             }
             let page = coll.page(&q, None, |_| true)?;
-            Ok((200, render::list(book, &page, "/v1/accounts", &p.expand()?, opts(app))?))
+            Ok((
+                200,
+                render::list(book, &page, "/v1/accounts", &p.expand()?, opts(app))?,
+            ))
         }
         ["v1", "accounts", id] => {
             p.check_allowed(&["expand"])?;
             let b = state
                 .books
                 .get(*id)
-                .filter(|_| (*id == caller.account) || (!caller.connected && !state.revoked_accounts.contains(*id)))
+                .filter(|_| {
+                    (*id == caller.account)
+                        || (!caller.connected && !state.revoked_accounts.contains(*id))
+                })
                 .ok_or_else(|| ApiError::missing("account", id, "account"))?;
             Ok((200, render::object(b, &b.account, &[], opts(app))?))
         }
         ["v1", "customers"] => {
             let email = opt_str(p, "email")?;
-            list(app, book, &book.customers, p, &["email"], "/v1/customers", None, |c| {
-                email.is_none_or(|e| c.email.as_deref() == Some(e))
-            })
+            list(
+                app,
+                book,
+                &book.customers,
+                p,
+                &["email"],
+                "/v1/customers",
+                None,
+                |c| email.is_none_or(|e| c.email.as_deref() == Some(e)),
+            )
         }
         ["v1", "customers", id] => retrieve(app, book, &book.customers, id, p),
         ["v1", "customers", id, "payment_methods"] => {
@@ -361,13 +441,29 @@ fn get_route(
             if kind.is_some_and(|k| k != "card") {
                 return Ok((200, empty_list(path)));
             }
-            list(app, book, &book.payment_methods, p, &["type", "allow_redisplay"], path, Some(id), |_| true)
+            list(
+                app,
+                book,
+                &book.payment_methods,
+                p,
+                &["type", "allow_redisplay"],
+                path,
+                Some(id),
+                |_| true,
+            )
         }
         ["v1", "products"] => {
             let active = p.bool("active")?;
-            list(app, book, &book.products, p, &["active", "ids", "shippable", "url"], "/v1/products", None, |x| {
-                active.is_none_or(|a| x.active == a)
-            })
+            list(
+                app,
+                book,
+                &book.products,
+                p,
+                &["active", "ids", "shippable", "url"],
+                "/v1/products",
+                None,
+                |x| active.is_none_or(|a| x.active == a),
+            )
         }
         ["v1", "products", id] => retrieve(app, book, &book.products, id, p),
         ["v1", "prices"] => {
@@ -380,7 +476,14 @@ fn get_route(
                 book,
                 &book.prices,
                 p,
-                &["active", "product", "currency", "type", "lookup_keys", "recurring"],
+                &[
+                    "active",
+                    "product",
+                    "currency",
+                    "type",
+                    "lookup_keys",
+                    "recurring",
+                ],
                 "/v1/prices",
                 None,
                 |x| {
@@ -392,7 +495,16 @@ fn get_route(
             )
         }
         ["v1", "prices", id] => retrieve(app, book, &book.prices, id, p),
-        ["v1", "coupons"] => list(app, book, &book.coupons, p, &[], "/v1/coupons", None, |_| true),
+        ["v1", "coupons"] => list(
+            app,
+            book,
+            &book.coupons,
+            p,
+            &[],
+            "/v1/coupons",
+            None,
+            |_| true,
+        ),
         ["v1", "coupons", id] => retrieve(app, book, &book.coupons, id, p),
         ["v1", "subscriptions"] => {
             let customer = opt_str(p, "customer")?;
@@ -407,7 +519,7 @@ fn get_route(
                         ApiError::invalid(
                             "parameter_invalid_string",
                             "status",
-                            format!("Invalid status: must be one of active, all, canceled, ended, incomplete, incomplete_expired, past_due, paused, trialing, or unpaid"),
+                            "Invalid status: must be one of active, all, canceled, ended, incomplete, incomplete_expired, past_due, paused, trialing, or unpaid",
                         )
                     })?;
                     Box::new(move |s| s == st)
@@ -423,9 +535,19 @@ fn get_route(
                 "test_clock",
                 "automatic_tax",
             ];
-            list(app, book, &book.subscriptions, p, &extra, "/v1/subscriptions", customer, |s| {
-                status_ok(s.status) && price.is_none_or(|pr| s.items.data.iter().any(|i| i.price.id == pr))
-            })
+            list(
+                app,
+                book,
+                &book.subscriptions,
+                p,
+                &extra,
+                "/v1/subscriptions",
+                customer,
+                |s| {
+                    status_ok(s.status)
+                        && price.is_none_or(|pr| s.items.data.iter().any(|i| i.price.id == pr))
+                },
+            )
         }
         ["v1", "subscriptions", id] => retrieve(app, book, &book.subscriptions, id, p),
         ["v1", "subscription_items"] => {
@@ -440,7 +562,16 @@ fn get_route(
                 items.insert(SubItemRow(it.clone()));
             }
             let page = items.page(&q, None, |_| true)?;
-            Ok((200, render::list(book, &page, "/v1/subscription_items", &p.expand()?, opts(app))?))
+            Ok((
+                200,
+                render::list(
+                    book,
+                    &page,
+                    "/v1/subscription_items",
+                    &p.expand()?,
+                    opts(app),
+                )?,
+            ))
         }
         ["v1", "subscription_items", id] => {
             p.check_allowed(&["expand"])?;
@@ -457,13 +588,19 @@ fn get_route(
             let subscription = opt_str(p, "subscription")?;
             let status = match opt_str(p, "status")? {
                 None => None,
-                Some(s) => Some(INVOICE_STATUSES.iter().copied().find(|x| *x == s).ok_or_else(|| {
-                    ApiError::invalid(
+                Some(s) => Some(
+                    INVOICE_STATUSES
+                        .iter()
+                        .copied()
+                        .find(|x| *x == s)
+                        .ok_or_else(|| {
+                            ApiError::invalid(
                         "parameter_invalid_string",
                         "status",
                         "Invalid status: must be one of draft, open, paid, uncollectible, or void",
                     )
-                })?),
+                        })?,
+                ),
             };
             let collection = opt_str(p, "collection_method")?;
             let due = p.range("due_date")?;
@@ -472,7 +609,13 @@ fn get_route(
                 book,
                 &book.invoices,
                 p,
-                &["customer", "subscription", "status", "collection_method", "due_date"],
+                &[
+                    "customer",
+                    "subscription",
+                    "status",
+                    "collection_method",
+                    "due_date",
+                ],
                 "/v1/invoices",
                 customer,
                 |i| {
@@ -485,26 +628,48 @@ fn get_route(
         }
         ["v1", "invoices", id] => retrieve(app, book, &book.invoices, id, p),
         ["v1", "invoices", id, "lines"] => {
-            let inv = book.invoices.get(id).ok_or_else(|| ApiError::missing("invoice", id, "invoice"))?;
+            let inv = book
+                .invoices
+                .get(id)
+                .ok_or_else(|| ApiError::missing("invoice", id, "invoice"))?;
             let q = page_query(p, &[])?;
             let mut lines: Collection<LineRow> = Collection::default();
             for (n, l) in inv.lines.data.iter().enumerate() {
                 lines.insert(LineRow(l.clone(), n as i64));
             }
             let page = lines.page(&q, None, |_| true)?;
-            Ok((200, render::list(book, &page, path, &p.expand()?, opts(app))?))
+            Ok((
+                200,
+                render::list(book, &page, path, &p.expand()?, opts(app))?,
+            ))
         }
         ["v1", "charges"] => {
             let customer = opt_str(p, "customer")?;
             let pi = opt_str(p, "payment_intent")?;
-            list(app, book, &book.charges, p, &["customer", "payment_intent", "transfer_group"], "/v1/charges", customer, |c| {
-                pi.is_none_or(|v| c.payment_intent.as_deref() == Some(v))
-            })
+            list(
+                app,
+                book,
+                &book.charges,
+                p,
+                &["customer", "payment_intent", "transfer_group"],
+                "/v1/charges",
+                customer,
+                |c| pi.is_none_or(|v| c.payment_intent.as_deref() == Some(v)),
+            )
         }
         ["v1", "charges", id] => retrieve(app, book, &book.charges, id, p),
         ["v1", "payment_intents"] => {
             let customer = opt_str(p, "customer")?;
-            list(app, book, &book.payment_intents, p, &["customer"], "/v1/payment_intents", customer, |_| true)
+            list(
+                app,
+                book,
+                &book.payment_intents,
+                p,
+                &["customer"],
+                "/v1/payment_intents",
+                customer,
+                |_| true,
+            )
         }
         ["v1", "payment_intents", id] => retrieve(app, book, &book.payment_intents, id, p),
         ["v1", "payment_methods"] => {
@@ -513,22 +678,45 @@ fn get_route(
             if kind.is_some_and(|k| k != "card") {
                 return Ok((200, empty_list("/v1/payment_methods")));
             }
-            list(app, book, &book.payment_methods, p, &["customer", "type", "allow_redisplay"], "/v1/payment_methods", customer, |_| true)
+            list(
+                app,
+                book,
+                &book.payment_methods,
+                p,
+                &["customer", "type", "allow_redisplay"],
+                "/v1/payment_methods",
+                customer,
+                |_| true,
+            )
         }
         ["v1", "payment_methods", id] => retrieve(app, book, &book.payment_methods, id, p),
         ["v1", "disputes"] => {
             let charge = opt_str(p, "charge")?;
             let pi = opt_str(p, "payment_intent")?;
-            list(app, book, &book.disputes, p, &["charge", "payment_intent"], "/v1/disputes", None, |d| {
-                charge.is_none_or(|c| d.charge == c) && pi.is_none_or(|v| d.payment_intent.as_deref() == Some(v))
-            })
+            list(
+                app,
+                book,
+                &book.disputes,
+                p,
+                &["charge", "payment_intent"],
+                "/v1/disputes",
+                None,
+                |d| {
+                    charge.is_none_or(|c| d.charge == c)
+                        && pi.is_none_or(|v| d.payment_intent.as_deref() == Some(v))
+                },
+            )
         }
         ["v1", "disputes", id] => retrieve(app, book, &book.disputes, id, p),
         ["v1", "events"] => {
             let kind = opt_str(p, "type")?;
             let types: Vec<String> = match p.get("types") {
                 None => vec![],
-                Some(v) => v.as_list().iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                Some(v) => v
+                    .as_list()
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
             };
             if kind.is_some() && !types.is_empty() {
                 return Err(ApiError::invalid(
@@ -541,9 +729,19 @@ fn get_route(
                 Some(prefix) => t.starts_with(prefix),
                 None => pattern == t,
             };
-            list(app, book, &book.events, p, &["type", "types", "delivery_success"], "/v1/events", None, |e| {
-                kind.is_none_or(|k| matches(k, &e.kind)) && (types.is_empty() || types.iter().any(|t| matches(t, &e.kind)))
-            })
+            list(
+                app,
+                book,
+                &book.events,
+                p,
+                &["type", "types", "delivery_success"],
+                "/v1/events",
+                None,
+                |e| {
+                    kind.is_none_or(|k| matches(k, &e.kind))
+                        && (types.is_empty() || types.iter().any(|t| matches(t, &e.kind)))
+                },
+            )
         }
         ["v1", "events", id] => retrieve(app, book, &book.events, id, p),
         _ => Err(ApiError::unrecognized_url("GET", path)),
@@ -599,13 +797,21 @@ fn metadata(p: &Params, key: &str) -> Result<Option<Metadata>, ApiError> {
             let mut out = Metadata::new();
             for (k, v) in m {
                 let v = v.as_str().ok_or_else(|| {
-                    ApiError::invalid("parameter_invalid_string", &format!("{key}[{k}]"), "Metadata values must be strings.")
+                    ApiError::invalid(
+                        "parameter_invalid_string",
+                        &format!("{key}[{k}]"),
+                        "Metadata values must be strings.",
+                    )
                 })?;
                 out.insert(k.clone(), v.to_string());
             }
             Ok(Some(out))
         }
-        Some(_) => Err(ApiError::invalid("parameter_invalid_hash", key, "Invalid hash")),
+        Some(_) => Err(ApiError::invalid(
+            "parameter_invalid_hash",
+            key,
+            "Invalid hash",
+        )),
     }
 }
 
@@ -623,8 +829,12 @@ fn merge_metadata(target: &mut Metadata, update: Metadata) {
 }
 
 fn int_in(v: &PVal, name: &str) -> Result<i64, ApiError> {
-    let s = v.as_str().ok_or_else(|| ApiError::invalid_integer(name, "(not a scalar)"))?;
-    s.trim().parse::<i64>().map_err(|_| ApiError::invalid_integer(name, s))
+    let s = v
+        .as_str()
+        .ok_or_else(|| ApiError::invalid_integer(name, "(not a scalar)"))?;
+    s.trim()
+        .parse::<i64>()
+        .map_err(|_| ApiError::invalid_integer(name, s))
 }
 
 fn expanded<T: StripeObject + Legacy>(app: &App, book: &Book, obj: &T, p: &Params) -> Reply {
@@ -658,9 +868,17 @@ fn post_route(
         (false, ["v1", "customers", id]) => update_customer(app, book, &mut ctx, id, p),
         (true, ["v1", "customers", id]) => {
             p.check_allowed(&[])?;
-            let c = book.customers.remove(id).ok_or_else(|| ApiError::missing("customer", id, "id"))?;
+            let c = book
+                .customers
+                .remove(id)
+                .ok_or_else(|| ApiError::missing("customer", id, "id"))?;
             ctx.emit("customer.deleted", &c, None);
-            Ok((200, serde_json::json!({"id": id, "object": "customer", "deleted": true}).to_string().into_bytes()))
+            Ok((
+                200,
+                serde_json::json!({"id": id, "object": "customer", "deleted": true})
+                    .to_string()
+                    .into_bytes(),
+            ))
         }
         (false, ["v1", "products"]) => create_product(app, book, &mut ctx, p),
         (false, ["v1", "prices"]) => create_price(app, book, &mut ctx, p),
@@ -670,11 +888,16 @@ fn post_route(
         (true, ["v1", "subscriptions", id]) => {
             p.check_allowed(&["invoice_now", "prorate", "cancellation_details", "expand"])?;
             engine::cancel_subscription(book, &mut ctx, id, "cancellation_requested")?;
-            let sub = book.subscriptions.get(id).ok_or_else(|| ApiError::missing("subscription", id, "id"))?;
+            let sub = book
+                .subscriptions
+                .get(id)
+                .ok_or_else(|| ApiError::missing("subscription", id, "id"))?;
             expanded(app, book, sub, p)
         }
         (false, ["v1", "payment_methods"]) => create_payment_method(app, book, &mut ctx, p),
-        (false, ["v1", "payment_methods", id, "attach"]) => attach_payment_method(app, book, &mut ctx, id, p),
+        (false, ["v1", "payment_methods", id, "attach"]) => {
+            attach_payment_method(app, book, &mut ctx, id, p)
+        }
         (false, ["v1", "payment_methods", id, "detach"]) => {
             p.check_allowed(&["expand"])?;
             let pm = book
@@ -690,27 +913,60 @@ fn post_route(
             expanded(app, book, &pm, p)
         }
         (false, ["v1", "payment_methods", id]) => {
-            p.check_allowed(&["card", "metadata", "billing_details", "expand", "allow_redisplay"])?;
+            p.check_allowed(&[
+                "card",
+                "metadata",
+                "billing_details",
+                "expand",
+                "allow_redisplay",
+            ])?;
             if !book.payment_methods.contains(id) {
                 return Err(ApiError::missing("payment_method", id, "id"));
             }
             let card = p.get("card");
-            let month = card.and_then(|c| c.get("exp_month")).map(|v| int_in(v, "card[exp_month]")).transpose()?;
-            let year = card.and_then(|c| c.get("exp_year")).map(|v| int_in(v, "card[exp_year]")).transpose()?;
-            let (m0, y0) = book.payment_methods.get(id).map(|p| (p.card.exp_month, p.card.exp_year)).unwrap_or((1, 2030));
+            let month = card
+                .and_then(|c| c.get("exp_month"))
+                .map(|v| int_in(v, "card[exp_month]"))
+                .transpose()?;
+            let year = card
+                .and_then(|c| c.get("exp_year"))
+                .map(|v| int_in(v, "card[exp_year]"))
+                .transpose()?;
+            let (m0, y0) = book
+                .payment_methods
+                .get(id)
+                .map(|p| (p.card.exp_month, p.card.exp_year))
+                .unwrap_or((1, 2030));
             if month.is_some() || year.is_some() {
-                engine::set_card_expiry(book, &mut ctx, id, month.unwrap_or(m0), year.unwrap_or(y0))?;
+                engine::set_card_expiry(
+                    book,
+                    &mut ctx,
+                    id,
+                    month.unwrap_or(m0),
+                    year.unwrap_or(y0),
+                )?;
             }
             if let Some(m) = metadata(p, "metadata")? {
                 if let Some(pm) = book.payment_methods.get_mut(id) {
                     merge_metadata(&mut pm.metadata, m);
                 }
             }
-            let pm = book.payment_methods.get(id).ok_or_else(|| ApiError::missing("payment_method", id, "id"))?;
+            let pm = book
+                .payment_methods
+                .get(id)
+                .ok_or_else(|| ApiError::missing("payment_method", id, "id"))?;
             expanded(app, book, pm, p)
         }
         (false, ["v1", "invoices", id, "pay"]) => {
-            p.check_allowed(&["paid_out_of_band", "payment_method", "off_session", "forgive", "expand", "source", "mandate"])?;
+            p.check_allowed(&[
+                "paid_out_of_band",
+                "payment_method",
+                "off_session",
+                "forgive",
+                "expand",
+                "source",
+                "mandate",
+            ])?;
             if !book.invoices.contains(id) {
                 return Err(ApiError::missing("invoice", id, "id"));
             }
@@ -724,10 +980,17 @@ fn post_route(
                     }
                 }
             }
-            let mode = if p.bool("paid_out_of_band")? == Some(true) { PayMode::Succeed } else { PayMode::Normal };
+            let mode = if p.bool("paid_out_of_band")? == Some(true) {
+                PayMode::Succeed
+            } else {
+                PayMode::Normal
+            };
             match engine::attempt_payment(book, &mut ctx, id, mode) {
                 Ok(()) => {
-                    let inv = book.invoices.get(id).ok_or_else(|| ApiError::missing("invoice", id, "id"))?;
+                    let inv = book
+                        .invoices
+                        .get(id)
+                        .ok_or_else(|| ApiError::missing("invoice", id, "id"))?;
                     expanded(app, book, inv, p)
                 }
                 Err(e) => {
@@ -742,13 +1005,19 @@ fn post_route(
         (false, ["v1", "invoices", id, "void"]) => {
             p.check_allowed(&["expand"])?;
             engine::void_invoice(book, &mut ctx, id)?;
-            let inv = book.invoices.get(id).ok_or_else(|| ApiError::missing("invoice", id, "id"))?;
+            let inv = book
+                .invoices
+                .get(id)
+                .ok_or_else(|| ApiError::missing("invoice", id, "id"))?;
             expanded(app, book, inv, p)
         }
         (false, ["v1", "invoices", id, "mark_uncollectible"]) => {
             p.check_allowed(&["expand"])?;
             engine::mark_uncollectible(book, &mut ctx, id)?;
-            let inv = book.invoices.get(id).ok_or_else(|| ApiError::missing("invoice", id, "id"))?;
+            let inv = book
+                .invoices
+                .get(id)
+                .ok_or_else(|| ApiError::missing("invoice", id, "id"))?;
             expanded(app, book, inv, p)
         }
         _ => Err(ApiError::unrecognized_url(method.as_str(), path)),
@@ -763,8 +1032,19 @@ fn post_route(
 
 fn create_customer(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply {
     p.check_allowed(&[
-        "email", "name", "description", "metadata", "phone", "payment_method", "invoice_settings", "expand",
-        "address", "preferred_locales", "invoice_prefix", "shipping", "tax_exempt",
+        "email",
+        "name",
+        "description",
+        "metadata",
+        "phone",
+        "payment_method",
+        "invoice_settings",
+        "expand",
+        "address",
+        "preferred_locales",
+        "invoice_prefix",
+        "shipping",
+        "tax_exempt",
     ])?;
     let id = ctx.ids.next("cus");
     let prefix = ctx.ids.token("", 8).to_uppercase();
@@ -775,7 +1055,10 @@ fn create_customer(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Rep
     }
     ctx.emit("customer.created", &c, None);
     book.customers.insert(c);
-    let c = book.customers.get(&id).ok_or_else(|| ApiError::missing("customer", &id, "id"))?;
+    let c = book
+        .customers
+        .get(&id)
+        .ok_or_else(|| ApiError::missing("customer", &id, "id"))?;
     expanded(app, book, c, p)
 }
 
@@ -795,15 +1078,21 @@ fn apply_customer(book: &Book, c: &mut Customer, p: &Params) -> Result<(), ApiEr
     if let Some(m) = metadata(p, "metadata")? {
         merge_metadata(&mut c.metadata, m);
     }
-    if let Some(dpm) = p.get("invoice_settings").and_then(|s| s.get("default_payment_method")) {
+    if let Some(dpm) = p
+        .get("invoice_settings")
+        .and_then(|s| s.get("default_payment_method"))
+    {
         let v = dpm.as_str().unwrap_or("");
         if v.is_empty() {
             c.invoice_settings.default_payment_method = None;
         } else {
-            let pm = book
-                .payment_methods
-                .get(v)
-                .ok_or_else(|| ApiError::missing("payment_method", v, "invoice_settings[default_payment_method]"))?;
+            let pm = book.payment_methods.get(v).ok_or_else(|| {
+                ApiError::missing(
+                    "payment_method",
+                    v,
+                    "invoice_settings[default_payment_method]",
+                )
+            })?;
             if pm.customer.as_deref() != Some(c.id.as_str()) {
                 return Err(ApiError::invalid(
                     "resource_missing",
@@ -819,10 +1108,24 @@ fn apply_customer(book: &Book, c: &mut Customer, p: &Params) -> Result<(), ApiEr
 
 fn update_customer(app: &App, book: &mut Book, ctx: &mut Ctx, id: &str, p: &Params) -> Reply {
     p.check_allowed(&[
-        "email", "name", "description", "metadata", "phone", "invoice_settings", "expand", "address",
-        "preferred_locales", "shipping", "tax_exempt", "default_source",
+        "email",
+        "name",
+        "description",
+        "metadata",
+        "phone",
+        "invoice_settings",
+        "expand",
+        "address",
+        "preferred_locales",
+        "shipping",
+        "tax_exempt",
+        "default_source",
     ])?;
-    let mut c = book.customers.get(id).ok_or_else(|| ApiError::missing("customer", id, "id"))?.clone();
+    let mut c = book
+        .customers
+        .get(id)
+        .ok_or_else(|| ApiError::missing("customer", id, "id"))?
+        .clone();
     let before = engine::snap(&c);
     apply_customer(book, &mut c, p)?;
     let after = engine::snap(&c);
@@ -830,16 +1133,34 @@ fn update_customer(app: &App, book: &mut Book, ctx: &mut Ctx, id: &str, p: &Para
         ctx.emit_value("customer.updated", after, Some(prev));
     }
     book.customers.insert(c);
-    let c = book.customers.get(id).ok_or_else(|| ApiError::missing("customer", id, "id"))?;
+    let c = book
+        .customers
+        .get(id)
+        .ok_or_else(|| ApiError::missing("customer", id, "id"))?;
     expanded(app, book, c, p)
 }
 
 fn create_product(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply {
-    p.check_allowed(&["name", "id", "description", "metadata", "active", "expand", "unit_label", "images", "tax_code", "url"])?;
+    p.check_allowed(&[
+        "name",
+        "id",
+        "description",
+        "metadata",
+        "active",
+        "expand",
+        "unit_label",
+        "images",
+        "tax_code",
+        "url",
+    ])?;
     let name = p.required("name")?.to_string();
     let id = match opt_str(p, "id")? {
         Some(id) if book.products.contains(id) => {
-            return Err(ApiError::invalid("resource_already_exists", "id", format!("Product already exists: {id}")))
+            return Err(ApiError::invalid(
+                "resource_already_exists",
+                "id",
+                format!("Product already exists: {id}"),
+            ))
         }
         Some(id) => id.to_string(),
         None => ctx.ids.next("prod"),
@@ -855,18 +1176,39 @@ fn create_product(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Repl
     }
     ctx.emit("product.created", &prod, None);
     book.products.insert(prod);
-    let prod = book.products.get(&id).ok_or_else(|| ApiError::missing("product", &id, "id"))?;
+    let prod = book
+        .products
+        .get(&id)
+        .ok_or_else(|| ApiError::missing("product", &id, "id"))?;
     expanded(app, book, prod, p)
 }
 
 fn create_price(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply {
     p.check_allowed(&[
-        "currency", "product", "product_data", "unit_amount", "unit_amount_decimal", "recurring", "nickname", "metadata",
-        "lookup_key", "billing_scheme", "tiers_mode", "tiers", "active", "tax_behavior", "expand", "transfer_lookup_key",
+        "currency",
+        "product",
+        "product_data",
+        "unit_amount",
+        "unit_amount_decimal",
+        "recurring",
+        "nickname",
+        "metadata",
+        "lookup_key",
+        "billing_scheme",
+        "tiers_mode",
+        "tiers",
+        "active",
+        "tax_behavior",
+        "expand",
+        "transfer_lookup_key",
     ])?;
     let currency = p.required("currency")?.to_lowercase();
     if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_lowercase()) {
-        return Err(ApiError::invalid("parameter_invalid_string", "currency", format!("Invalid currency: {currency}")));
+        return Err(ApiError::invalid(
+            "parameter_invalid_string",
+            "currency",
+            format!("Invalid currency: {currency}"),
+        ));
     }
     let product = match (opt_str(p, "product")?, p.get("product_data")) {
         (Some(id), _) => {
@@ -889,15 +1231,28 @@ fn create_price(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply 
         }
         (None, None) => return Err(ApiError::missing_param("product")),
     };
-    let unit_amount = match p.int("unit_amount")? {
-        Some(a) => Some(a),
-        None => match opt_str(p, "unit_amount_decimal")? {
-            Some(d) => Some(d.split('.').next().unwrap_or("0").parse::<i64>().map_err(|_| ApiError::invalid("parameter_invalid_decimal", "unit_amount_decimal", format!("Invalid decimal: {d}")))?),
-            None => None,
-        },
-    };
+    let unit_amount =
+        match p.int("unit_amount")? {
+            Some(a) => Some(a),
+            None => match opt_str(p, "unit_amount_decimal")? {
+                Some(d) => Some(d.split('.').next().unwrap_or("0").parse::<i64>().map_err(
+                    |_| {
+                        ApiError::invalid(
+                            "parameter_invalid_decimal",
+                            "unit_amount_decimal",
+                            format!("Invalid decimal: {d}"),
+                        )
+                    },
+                )?),
+                None => None,
+            },
+        };
     if unit_amount.is_some_and(|a| a < 0) {
-        return Err(ApiError::invalid("parameter_invalid_integer", "unit_amount", "This value must be greater than or equal to 0."));
+        return Err(ApiError::invalid(
+            "parameter_invalid_integer",
+            "unit_amount",
+            "This value must be greater than or equal to 0.",
+        ));
     }
     let recurring = match p.get("recurring") {
         None => None,
@@ -907,7 +1262,11 @@ fn create_price(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply 
                 .and_then(PVal::as_str)
                 .ok_or_else(|| ApiError::missing_param("recurring[interval]"))?;
             let interval = Interval::parse(interval).ok_or_else(|| {
-                ApiError::invalid("parameter_invalid_string", "recurring[interval]", format!("Invalid recurring[interval]: must be one of day, month, week, or year"))
+                ApiError::invalid(
+                    "parameter_invalid_string",
+                    "recurring[interval]",
+                    "Invalid recurring[interval]: must be one of day, month, week, or year",
+                )
             })?;
             let count = match r.get("interval_count") {
                 Some(v) => int_in(v, "recurring[interval_count]")?,
@@ -930,7 +1289,11 @@ fn create_price(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply 
                 None | Some("licensed") => "licensed",
                 Some("metered") => "metered",
                 Some(o) => {
-                    return Err(ApiError::invalid("parameter_invalid_string", "recurring[usage_type]", format!("Invalid usage_type: {o}")))
+                    return Err(ApiError::invalid(
+                        "parameter_invalid_string",
+                        "recurring[usage_type]",
+                        format!("Invalid usage_type: {o}"),
+                    ))
                 }
             };
             Some(Recurring {
@@ -946,7 +1309,13 @@ fn create_price(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply 
         None => None,
         Some("volume") => Some("volume"),
         Some("graduated") => Some("graduated"),
-        Some(o) => return Err(ApiError::invalid("parameter_invalid_string", "tiers_mode", format!("Invalid tiers_mode: {o}"))),
+        Some(o) => {
+            return Err(ApiError::invalid(
+                "parameter_invalid_string",
+                "tiers_mode",
+                format!("Invalid tiers_mode: {o}"),
+            ))
+        }
     };
     let tiers = match p.get("tiers") {
         None => None,
@@ -955,10 +1324,20 @@ fn create_price(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply 
             for (n, tier) in t.as_list().into_iter().enumerate() {
                 let up_to = match tier.get("up_to").and_then(PVal::as_str) {
                     Some("inf") | None => None,
-                    Some(v) => Some(v.parse::<i64>().map_err(|_| ApiError::invalid_integer(&format!("tiers[{n}][up_to]"), v))?),
+                    Some(v) => Some(v.parse::<i64>().map_err(|_| {
+                        ApiError::invalid_integer(&format!("tiers[{n}][up_to]"), v)
+                    })?),
                 };
-                let ua = tier.get("unit_amount").map(|v| int_in(v, &format!("tiers[{n}][unit_amount]"))).transpose()?.unwrap_or(0);
-                let fa = tier.get("flat_amount").map(|v| int_in(v, &format!("tiers[{n}][flat_amount]"))).transpose()?.unwrap_or(0);
+                let ua = tier
+                    .get("unit_amount")
+                    .map(|v| int_in(v, &format!("tiers[{n}][unit_amount]")))
+                    .transpose()?
+                    .unwrap_or(0);
+                let fa = tier
+                    .get("flat_amount")
+                    .map(|v| int_in(v, &format!("tiers[{n}][flat_amount]")))
+                    .transpose()?
+                    .unwrap_or(0);
                 out.push(Tier::new(up_to, ua, fa));
             }
             Some(out)
@@ -966,7 +1345,11 @@ fn create_price(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply 
     };
     let tiered = tiers.is_some() || opt_str(p, "billing_scheme")? == Some("tiered");
     if tiered && (tiers.is_none() || tiers_mode.is_none()) {
-        return Err(ApiError::missing_param(if tiers.is_none() { "tiers" } else { "tiers_mode" }));
+        return Err(ApiError::missing_param(if tiers.is_none() {
+            "tiers"
+        } else {
+            "tiers_mode"
+        }));
     }
     if !tiered && unit_amount.is_none() {
         return Err(ApiError::missing_param("unit_amount"));
@@ -985,18 +1368,29 @@ fn create_price(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply 
         metadata: metadata(p, "metadata")?.unwrap_or_default(),
         nickname: opt_str(p, "nickname")?.map(str::to_string),
         product,
-        kind: if recurring.is_some() { "recurring" } else { "one_time" },
+        kind: if recurring.is_some() {
+            "recurring"
+        } else {
+            "one_time"
+        },
         recurring,
         tax_behavior: "unspecified",
         tiers,
         tiers_mode,
         transform_quantity: Null,
         unit_amount: if tiered { None } else { unit_amount },
-        unit_amount_decimal: if tiered { None } else { unit_amount.map(|a| a.to_string()) },
+        unit_amount_decimal: if tiered {
+            None
+        } else {
+            unit_amount.map(|a| a.to_string())
+        },
     };
     ctx.emit("price.created", &price, None);
     book.prices.insert(price);
-    let price = book.prices.get(&id).ok_or_else(|| ApiError::missing("price", &id, "id"))?;
+    let price = book
+        .prices
+        .get(&id)
+        .ok_or_else(|| ApiError::missing("price", &id, "id"))?;
     expanded(app, book, price, p)
 }
 
@@ -1007,21 +1401,44 @@ fn parse_percent(s: &str) -> Option<i64> {
     if frac.len() > 2 || whole.is_empty() && frac.is_empty() {
         return None;
     }
-    let w: i64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
-    let f: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<2}").parse().ok()? };
+    let w: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let f: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<2}").parse().ok()?
+    };
     let bp = w.checked_mul(100)?.checked_add(f)?;
     (bp > 0 && bp <= 10_000).then_some(bp)
 }
 
 fn create_coupon(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply {
     p.check_allowed(&[
-        "id", "percent_off", "amount_off", "currency", "duration", "duration_in_months", "name", "metadata", "expand",
-        "max_redemptions", "redeem_by", "applies_to", "currency_options",
+        "id",
+        "percent_off",
+        "amount_off",
+        "currency",
+        "duration",
+        "duration_in_months",
+        "name",
+        "metadata",
+        "expand",
+        "max_redemptions",
+        "redeem_by",
+        "applies_to",
+        "currency_options",
     ])?;
     let percent = match opt_str(p, "percent_off")? {
         None => None,
         Some(s) => Some(parse_percent(s).ok_or_else(|| {
-            ApiError::invalid("parameter_invalid_decimal", "percent_off", "percent_off must be a number greater than 0 and at most 100.")
+            ApiError::invalid(
+                "parameter_invalid_decimal",
+                "percent_off",
+                "percent_off must be a number greater than 0 and at most 100.",
+            )
         })?),
     };
     let amount = p.int("amount_off")?;
@@ -1029,10 +1446,18 @@ fn create_coupon(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply
     match (percent, amount) {
         (None, None) => return Err(ApiError::missing_param("percent_off")),
         (Some(_), Some(_)) => {
-            return Err(ApiError::invalid("parameters_exclusive", "amount_off", "You may only specify one of these parameters: amount_off, percent_off."))
+            return Err(ApiError::invalid(
+                "parameters_exclusive",
+                "amount_off",
+                "You may only specify one of these parameters: amount_off, percent_off.",
+            ))
         }
         (None, Some(a)) if a <= 0 => {
-            return Err(ApiError::invalid("parameter_invalid_integer", "amount_off", "This value must be greater than 0."))
+            return Err(ApiError::invalid(
+                "parameter_invalid_integer",
+                "amount_off",
+                "This value must be greater than 0.",
+            ))
         }
         (None, Some(_)) if currency.is_none() => return Err(ApiError::missing_param("currency")),
         _ => {}
@@ -1041,7 +1466,13 @@ fn create_coupon(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply
         "once" => "once",
         "repeating" => "repeating",
         "forever" => "forever",
-        o => return Err(ApiError::invalid("parameter_invalid_string", "duration", format!("Invalid duration: {o}"))),
+        o => {
+            return Err(ApiError::invalid(
+                "parameter_invalid_string",
+                "duration",
+                format!("Invalid duration: {o}"),
+            ))
+        }
     };
     let months = p.int("duration_in_months")?;
     if duration == "repeating" && months.is_none_or(|m| m <= 0) {
@@ -1049,7 +1480,11 @@ fn create_coupon(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply
     }
     let id = match opt_str(p, "id")? {
         Some(id) if book.coupons.contains(id) => {
-            return Err(ApiError::invalid("resource_already_exists", "id", format!("Coupon already exists: {id}")))
+            return Err(ApiError::invalid(
+                "resource_already_exists",
+                "id",
+                format!("Coupon already exists: {id}"),
+            ))
         }
         Some(id) => id.to_string(),
         None => ctx.ids.token("", 8),
@@ -1061,7 +1496,11 @@ fn create_coupon(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply
         created: ctx.now,
         currency: if amount.is_some() { currency } else { None },
         duration,
-        duration_in_months: if duration == "repeating" { months } else { None },
+        duration_in_months: if duration == "repeating" {
+            months
+        } else {
+            None
+        },
         livemode: false,
         max_redemptions: Null,
         metadata: metadata(p, "metadata")?.unwrap_or_default(),
@@ -1073,7 +1512,10 @@ fn create_coupon(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply
     };
     ctx.emit("coupon.created", &coupon, None);
     book.coupons.insert(coupon);
-    let c = book.coupons.get(&id).ok_or_else(|| ApiError::missing("coupon", &id, "id"))?;
+    let c = book
+        .coupons
+        .get(&id)
+        .ok_or_else(|| ApiError::missing("coupon", &id, "id"))?;
     expanded(app, book, c, p)
 }
 
@@ -1081,7 +1523,9 @@ fn create_coupon(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply
 fn attach(book: &mut Book, ctx: &mut Ctx, pm_id: &str, customer: &str) -> Result<String, ApiError> {
     let id = if book.payment_methods.contains(pm_id) {
         pm_id.to_string()
-    } else if let Some((card, decline)) = engine::test_card(pm_id).filter(|_| pm_id.starts_with("pm_card_")) {
+    } else if let Some((card, decline)) =
+        engine::test_card(pm_id).filter(|_| pm_id.starts_with("pm_card_"))
+    {
         let pm = new_pm(ctx, card, decline, None);
         let id = pm.id.clone();
         book.payment_methods.insert(pm);
@@ -1089,7 +1533,11 @@ fn attach(book: &mut Book, ctx: &mut Ctx, pm_id: &str, customer: &str) -> Result
     } else {
         return Err(ApiError::missing("payment_method", pm_id, "payment_method"));
     };
-    let mut pm = book.payment_methods.get(&id).cloned().ok_or_else(|| ApiError::missing("payment_method", &id, "payment_method"))?;
+    let mut pm = book
+        .payment_methods
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| ApiError::missing("payment_method", &id, "payment_method"))?;
     if pm.customer.as_deref().is_some_and(|c| c != customer) {
         return Err(ApiError::invalid(
             "payment_method_unexpected_state",
@@ -1105,7 +1553,12 @@ fn attach(book: &mut Book, ctx: &mut Ctx, pm_id: &str, customer: &str) -> Result
     Ok(id)
 }
 
-fn new_pm(ctx: &mut Ctx, card: Card, decline: Option<String>, customer: Option<String>) -> PaymentMethod {
+fn new_pm(
+    ctx: &mut Ctx,
+    card: Card,
+    decline: Option<String>,
+    customer: Option<String>,
+) -> PaymentMethod {
     PaymentMethod {
         id: ctx.ids.next("pm"),
         object: Lit("payment_method"),
@@ -1127,18 +1580,41 @@ fn new_pm(ctx: &mut Ctx, card: Card, decline: Option<String>, customer: Option<S
 }
 
 fn create_payment_method(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply {
-    p.check_allowed(&["type", "card", "billing_details", "metadata", "expand", "customer", "payment_method", "allow_redisplay"])?;
+    p.check_allowed(&[
+        "type",
+        "card",
+        "billing_details",
+        "metadata",
+        "expand",
+        "customer",
+        "payment_method",
+        "allow_redisplay",
+    ])?;
     let kind = p.required("type")?;
     if kind != "card" {
-        return Err(ApiError::invalid("parameter_invalid_string", "type", format!("The fake only supports type=card, not {kind}.")));
+        return Err(ApiError::invalid(
+            "parameter_invalid_string",
+            "type",
+            format!("The fake only supports type=card, not {kind}."),
+        ));
     }
-    let card = p.get("card").ok_or_else(|| ApiError::missing_param("card"))?;
+    let card = p
+        .get("card")
+        .ok_or_else(|| ApiError::missing_param("card"))?;
     let (mut c, decline) = if let Some(tok) = card.get("token").and_then(PVal::as_str) {
         engine::test_card(tok).ok_or_else(|| ApiError::missing("token", tok, "card[token]"))?
     } else {
-        let number = card.get("number").and_then(PVal::as_str).ok_or_else(|| ApiError::missing_param("card[number]"))?;
+        let number = card
+            .get("number")
+            .and_then(PVal::as_str)
+            .ok_or_else(|| ApiError::missing_param("card[number]"))?;
         let (mut c, d) = engine::test_card(number).ok_or_else(|| {
-            let mut e = ApiError::new(402, "card_error", Some("incorrect_number"), "Your card number is incorrect.");
+            let mut e = ApiError::new(
+                402,
+                "card_error",
+                Some("incorrect_number"),
+                "Your card number is incorrect.",
+            );
             e.param = Some("card[number]".into());
             e
         })?;
@@ -1150,7 +1626,13 @@ fn create_payment_method(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) 
             c.exp_year = if y < 100 { 2000 + y } else { y };
         }
         if !(1..=12).contains(&c.exp_month) {
-            return Err(ApiError::new(402, "card_error", Some("invalid_expiry_month"), "Your card's expiration month is invalid.").with_param("card[exp_month]"));
+            return Err(ApiError::new(
+                402,
+                "card_error",
+                Some("invalid_expiry_month"),
+                "Your card's expiration month is invalid.",
+            )
+            .with_param("card[exp_month]"));
         }
         (c, d)
     };
@@ -1165,7 +1647,10 @@ fn create_payment_method(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) 
     }
     let id = pm.id.clone();
     book.payment_methods.insert(pm);
-    let pm = book.payment_methods.get(&id).ok_or_else(|| ApiError::missing("payment_method", &id, "id"))?;
+    let pm = book
+        .payment_methods
+        .get(&id)
+        .ok_or_else(|| ApiError::missing("payment_method", &id, "id"))?;
     expanded(app, book, pm, p)
 }
 
@@ -1176,7 +1661,10 @@ fn attach_payment_method(app: &App, book: &mut Book, ctx: &mut Ctx, id: &str, p:
         return Err(ApiError::missing("customer", customer, "customer"));
     }
     let pm_id = attach(book, ctx, id, customer)?;
-    let pm = book.payment_methods.get(&pm_id).ok_or_else(|| ApiError::missing("payment_method", &pm_id, "id"))?;
+    let pm = book
+        .payment_methods
+        .get(&pm_id)
+        .ok_or_else(|| ApiError::missing("payment_method", &pm_id, "id"))?;
     expanded(app, book, pm, p)
 }
 
@@ -1185,11 +1673,27 @@ fn parse_items(p: &Params) -> Result<Vec<ItemChange>, ApiError> {
     if let Some(items) = p.get("items") {
         for (n, it) in items.as_list().into_iter().enumerate() {
             if !matches!(it, PVal::Map(_)) {
-                return Err(ApiError::invalid("parameter_invalid_hash", &format!("items[{n}]"), "Invalid hash"));
+                return Err(ApiError::invalid(
+                    "parameter_invalid_hash",
+                    &format!("items[{n}]"),
+                    "Invalid hash",
+                ));
             }
             if let PVal::Map(m) = it {
                 for k in m.keys() {
-                    if !["id", "price", "quantity", "deleted", "metadata", "discounts", "tax_rates", "clear_usage", "price_data"].contains(&k.as_str()) {
+                    if ![
+                        "id",
+                        "price",
+                        "quantity",
+                        "deleted",
+                        "metadata",
+                        "discounts",
+                        "tax_rates",
+                        "clear_usage",
+                        "price_data",
+                    ]
+                    .contains(&k.as_str())
+                    {
                         return Err(ApiError::unknown_param(&format!("items[{n}][{k}]")));
                     }
                 }
@@ -1197,7 +1701,10 @@ fn parse_items(p: &Params) -> Result<Vec<ItemChange>, ApiError> {
             out.push(ItemChange {
                 id: it.get("id").and_then(PVal::as_str).map(str::to_string),
                 price: it.get("price").and_then(PVal::as_str).map(str::to_string),
-                quantity: it.get("quantity").map(|v| int_in(v, &format!("items[{n}][quantity]"))).transpose()?,
+                quantity: it
+                    .get("quantity")
+                    .map(|v| int_in(v, &format!("items[{n}][quantity]")))
+                    .transpose()?,
                 deleted: it.get("deleted").and_then(PVal::as_str) == Some("true"),
             });
         }
@@ -1221,9 +1728,27 @@ fn coupon_param(p: &Params) -> Result<Option<String>, ApiError> {
 
 fn create_subscription(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) -> Reply {
     p.check_allowed(&[
-        "customer", "items", "coupon", "discounts", "trial_end", "trial_period_days", "default_payment_method", "metadata",
-        "cancel_at_period_end", "cancel_at", "payment_behavior", "collection_method", "expand", "description", "off_session",
-        "proration_behavior", "currency", "payment_settings", "trial_from_plan", "billing_cycle_anchor", "automatic_tax",
+        "customer",
+        "items",
+        "coupon",
+        "discounts",
+        "trial_end",
+        "trial_period_days",
+        "default_payment_method",
+        "metadata",
+        "cancel_at_period_end",
+        "cancel_at",
+        "payment_behavior",
+        "collection_method",
+        "expand",
+        "description",
+        "off_session",
+        "proration_behavior",
+        "currency",
+        "payment_settings",
+        "trial_from_plan",
+        "billing_cycle_anchor",
+        "automatic_tax",
     ])?;
     let customer = p.required("customer")?.to_string();
     if !book.customers.contains(&customer) {
@@ -1235,25 +1760,49 @@ fn create_subscription(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) ->
     }
     let mut prices = vec![];
     for (n, it) in items.iter().enumerate() {
-        let pid = it.price.as_deref().ok_or_else(|| ApiError::missing_param(&format!("items[{n}][price]")))?;
-        let price = book.prices.get(pid).ok_or_else(|| ApiError::missing("price", pid, &format!("items[{n}][price]")))?.clone();
+        let pid = it
+            .price
+            .as_deref()
+            .ok_or_else(|| ApiError::missing_param(&format!("items[{n}][price]")))?;
+        let price = book
+            .prices
+            .get(pid)
+            .ok_or_else(|| ApiError::missing("price", pid, &format!("items[{n}][price]")))?
+            .clone();
         if price.recurring.is_none() {
             return Err(ApiError::invalid("parameter_invalid", &format!("items[{n}][price]"), "The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`."));
         }
         if let Some(q) = it.quantity {
             if q < 0 {
-                return Err(ApiError::invalid("parameter_invalid_integer", &format!("items[{n}][quantity]"), "This value must be greater than or equal to 0."));
+                return Err(ApiError::invalid(
+                    "parameter_invalid_integer",
+                    &format!("items[{n}][quantity]"),
+                    "This value must be greater than or equal to 0.",
+                ));
             }
         }
         prices.push((price, it.quantity));
     }
     let currency = prices[0].0.currency.clone();
-    let interval = prices[0].0.recurring.as_ref().map(|r| (r.interval, r.interval_count));
+    let interval = prices[0]
+        .0
+        .recurring
+        .as_ref()
+        .map(|r| (r.interval, r.interval_count));
     for (n, (pr, _)) in prices.iter().enumerate() {
         if pr.currency != currency {
-            return Err(ApiError::invalid("parameter_invalid", &format!("items[{n}][price]"), "All prices on a subscription must have the same currency."));
+            return Err(ApiError::invalid(
+                "parameter_invalid",
+                &format!("items[{n}][price]"),
+                "All prices on a subscription must have the same currency.",
+            ));
         }
-        if pr.recurring.as_ref().map(|r| (r.interval, r.interval_count)) != interval {
+        if pr
+            .recurring
+            .as_ref()
+            .map(|r| (r.interval, r.interval_count))
+            != interval
+        {
             return Err(ApiError::invalid("parameter_invalid", &format!("items[{n}][price]"), "All prices on a subscription must have the same recurring interval and interval_count."));
         }
     }
@@ -1263,7 +1812,11 @@ fn create_subscription(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) ->
         Some(v) => {
             let t = int_in(v, "trial_end")?;
             if t <= ctx.now {
-                return Err(ApiError::invalid("parameter_invalid_integer", "trial_end", "Invalid timestamp: must be an integer Unix timestamp in the future."));
+                return Err(ApiError::invalid(
+                    "parameter_invalid_integer",
+                    "trial_end",
+                    "Invalid timestamp: must be an integer Unix timestamp in the future.",
+                ));
             }
             Some(t)
         }
@@ -1276,11 +1829,20 @@ fn create_subscription(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) ->
     let dpm = opt_str(p, "default_payment_method")?.map(str::to_string);
     if let Some(pm) = &dpm {
         if !book.payment_methods.contains(pm) {
-            return Err(ApiError::missing("payment_method", pm, "default_payment_method"));
+            return Err(ApiError::missing(
+                "payment_method",
+                pm,
+                "default_payment_method",
+            ));
         }
     }
     let coupon = match coupon_param(p)? {
-        Some(c) => Some(book.coupons.get(&c).ok_or_else(|| ApiError::missing("coupon", &c, "discounts[0][coupon]"))?.clone()),
+        Some(c) => Some(
+            book.coupons
+                .get(&c)
+                .ok_or_else(|| ApiError::missing("coupon", &c, "discounts[0][coupon]"))?
+                .clone(),
+        ),
         None => None,
     };
     let (iv, ic) = interval.unwrap_or((Interval::Month, 1));
@@ -1299,7 +1861,11 @@ fn create_subscription(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) ->
             discounts: vec![],
             metadata: Metadata::new(),
             plan: Plan::from_price(&price),
-            quantity: if price.is_metered() { None } else { Some(q.unwrap_or(1)) },
+            quantity: if price.is_metered() {
+                None
+            } else {
+                Some(q.unwrap_or(1))
+            },
             price,
             subscription: sub_id.clone(),
             tax_rates: EmptyList,
@@ -1325,7 +1891,14 @@ fn create_subscription(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) ->
             subscription_item: Null,
         }
     });
-    let mut sub = new_subscription(sub_id.clone(), customer.clone(), currency, start, data, discount);
+    let mut sub = new_subscription(
+        sub_id.clone(),
+        customer.clone(),
+        currency,
+        start,
+        data,
+        discount,
+    );
     sub.default_payment_method = dpm;
     sub.metadata = metadata(p, "metadata")?.unwrap_or_default();
     sub.description = opt_str(p, "description")?.map(str::to_string);
@@ -1356,7 +1929,10 @@ fn create_subscription(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) ->
             return payment.map(|_| (200, vec![]));
         }
     }
-    let sub = book.subscriptions.get(&sub_id).ok_or_else(|| ApiError::missing("subscription", &sub_id, "id"))?;
+    let sub = book
+        .subscriptions
+        .get(&sub_id)
+        .ok_or_else(|| ApiError::missing("subscription", &sub_id, "id"))?;
     expanded(app, book, sub, p)
 }
 
@@ -1440,9 +2016,22 @@ pub fn new_subscription(
 
 fn update_subscription(app: &App, book: &mut Book, ctx: &mut Ctx, id: &str, p: &Params) -> Reply {
     p.check_allowed(&[
-        "items", "cancel_at_period_end", "cancel_at", "metadata", "default_payment_method", "pause_collection",
-        "proration_behavior", "description", "expand", "payment_behavior", "trial_end", "off_session", "discounts",
-        "cancellation_details", "billing_cycle_anchor", "proration_date",
+        "items",
+        "cancel_at_period_end",
+        "cancel_at",
+        "metadata",
+        "default_payment_method",
+        "pause_collection",
+        "proration_behavior",
+        "description",
+        "expand",
+        "payment_behavior",
+        "trial_end",
+        "off_session",
+        "discounts",
+        "cancellation_details",
+        "billing_cycle_anchor",
+        "proration_date",
     ])?;
     if !book.subscriptions.contains(id) {
         return Err(ApiError::missing("subscription", id, "id"));
@@ -1474,16 +2063,27 @@ fn update_subscription(app: &App, book: &mut Book, ctx: &mut Ctx, id: &str, p: &
                 .and_then(PVal::as_str)
                 .ok_or_else(|| ApiError::missing_param("pause_collection[behavior]"))?;
             if !["keep_as_draft", "mark_uncollectible", "void"].contains(&behavior) {
-                return Err(ApiError::invalid("parameter_invalid_string", "pause_collection[behavior]", format!("Invalid behavior: {behavior}")));
+                return Err(ApiError::invalid(
+                    "parameter_invalid_string",
+                    "pause_collection[behavior]",
+                    format!("Invalid behavior: {behavior}"),
+                ));
             }
-            let resumes_at = v.get("resumes_at").map(|r| int_in(r, "pause_collection[resumes_at]")).transpose()?;
+            let resumes_at = v
+                .get("resumes_at")
+                .map(|r| int_in(r, "pause_collection[resumes_at]"))
+                .transpose()?;
             up.pause_collection = Some(Some(PauseCollection {
                 behavior: behavior.to_string(),
                 resumes_at,
             }));
         }
     }
-    if book.subscriptions.get(id).is_some_and(|s| s.status == "canceled") {
+    if book
+        .subscriptions
+        .get(id)
+        .is_some_and(|s| s.status == "canceled")
+    {
         return Err(ApiError::new(
             400,
             "invalid_request_error",
@@ -1492,7 +2092,10 @@ fn update_subscription(app: &App, book: &mut Book, ctx: &mut Ctx, id: &str, p: &
         ));
     }
     engine::update_subscription(book, ctx, id, up)?;
-    let sub = book.subscriptions.get(id).ok_or_else(|| ApiError::missing("subscription", id, "id"))?;
+    let sub = book
+        .subscriptions
+        .get(id)
+        .ok_or_else(|| ApiError::missing("subscription", id, "id"))?;
     expanded(app, book, sub, p)
 }
 

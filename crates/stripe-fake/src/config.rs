@@ -31,6 +31,9 @@ pub struct FakeConfig {
     /// Start of the fake clock (unix seconds); `None` = the seed's `now`, else wall clock.
     pub now: Option<i64>,
     pub webhooks: WebhookConfig,
+    /// Serialise every object once in a background thread at start, so the first
+    /// backfill is as fast as later ones (costs CPU for a few seconds and memory).
+    pub prewarm: bool,
     /// Book to generate at start; `None` starts empty.
     pub seed: Option<crate::seed::SeedOptions>,
 }
@@ -50,6 +53,7 @@ impl Default for FakeConfig {
             workers: 2,
             now: None,
             webhooks: WebhookConfig::default(),
+            prewarm: false,
             seed: None,
         }
     }

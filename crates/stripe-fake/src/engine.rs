@@ -79,7 +79,11 @@ pub fn add_interval(t: i64, interval: Interval, count: i64) -> i64 {
         Interval::Day => t + count * DAY,
         Interval::Week => t + count * 7 * DAY,
         Interval::Month | Interval::Year => {
-            let months = if interval == Interval::Year { count * 12 } else { count };
+            let months = if interval == Interval::Year {
+                count * 12
+            } else {
+                count
+            };
             DateTime::from_timestamp(t, 0)
                 .and_then(|d| d.checked_add_months(Months::new(months as u32)))
                 .map(|d| d.timestamp())
@@ -95,7 +99,11 @@ pub fn sub_interval(t: i64, interval: Interval, count: i64) -> i64 {
         Interval::Day => t - count * DAY,
         Interval::Week => t - count * 7 * DAY,
         Interval::Month | Interval::Year => {
-            let months = if interval == Interval::Year { count * 12 } else { count };
+            let months = if interval == Interval::Year {
+                count * 12
+            } else {
+                count
+            };
             DateTime::from_timestamp(t, 0)
                 .and_then(|d| d.checked_sub_months(Months::new(months as u32)))
                 .map(|d| d.timestamp())
@@ -229,7 +237,11 @@ pub fn create_invoice(
     let trial = billing_reason == "subscription_create" && sub.status == "trialing";
     for item in &sub.items.data {
         let qty = item.quantity.unwrap_or(1);
-        let amount = if trial { 0 } else { item_amount(&item.price, qty) };
+        let amount = if trial {
+            0
+        } else {
+            item_amount(&item.price, qty)
+        };
         subtotal += amount;
         let product_name = book
             .products
@@ -299,7 +311,10 @@ pub fn create_invoice(
         .customers
         .get_mut(&sub.customer)
         .ok_or_else(|| not_found("customer", &sub.customer))?;
-    let number = format!("{}-{:04}", customer.invoice_prefix, customer.next_invoice_sequence);
+    let number = format!(
+        "{}-{:04}",
+        customer.invoice_prefix, customer.next_invoice_sequence
+    );
     customer.next_invoice_sequence += 1;
     let (email, name) = (customer.email.clone(), customer.name.clone());
     let account_name = book.account.business_profile.name.clone();
@@ -364,7 +379,7 @@ pub fn new_invoice(n: NewInvoice) -> Invoice {
         account_tax_ids: Null,
         amount_due: n.total,
         amount_overpaid: 0,
-        amount_paid: if zero { 0 } else { 0 },
+        amount_paid: 0,
         amount_remaining: n.total,
         amount_shipping: 0,
         application: Null,
@@ -519,7 +534,10 @@ pub fn new_charge(
         application_fee: Null,
         application_fee_amount: Null,
         balance_transaction: if ok {
-            Some(format!("txn_{}", &pi.clone().unwrap_or_default().trim_start_matches("pi_")))
+            Some(format!(
+                "txn_{}",
+                &pi.clone().unwrap_or_default().trim_start_matches("pi_")
+            ))
         } else {
             None
         },
@@ -547,7 +565,11 @@ pub fn new_charge(
             advice_code: Null,
             network_advice_code: Null,
             network_decline_code: Null,
-            network_status: if ok { "approved_by_network" } else { "declined_by_network" },
+            network_status: if ok {
+                "approved_by_network"
+            } else {
+                "declined_by_network"
+            },
             reason: decline.map(str::to_string),
             risk_level: "normal",
             seller_message: if ok {
@@ -632,7 +654,12 @@ pub fn new_payment_intent(
 
 /// Attempts to collect an open invoice. Returns `Err(card_error 402)` when the charge
 /// fails (the failure is recorded and its events emitted all the same).
-pub fn attempt_payment(book: &mut Book, ctx: &mut Ctx, inv_id: &str, mode: PayMode) -> Result<(), ApiError> {
+pub fn attempt_payment(
+    book: &mut Book,
+    ctx: &mut Ctx,
+    inv_id: &str,
+    mode: PayMode,
+) -> Result<(), ApiError> {
     let inv = book
         .invoices
         .get(inv_id)
@@ -648,7 +675,10 @@ pub fn attempt_payment(book: &mut Book, ctx: &mut Ctx, inv_id: &str, mode: PayMo
     }
     let before = snap(&inv);
     let pm_id = payment_method_for(book, &inv);
-    let pm = pm_id.as_ref().and_then(|p| book.payment_methods.get(p)).cloned();
+    let pm = pm_id
+        .as_ref()
+        .and_then(|p| book.payment_methods.get(p))
+        .cloned();
     let decline: Option<String> = match &mode {
         PayMode::Succeed => None,
         PayMode::Fail(code) => Some(code.clone()),
@@ -764,7 +794,9 @@ pub fn attempt_payment(book: &mut Book, ctx: &mut Ctx, inv_id: &str, mode: PayMo
             book.charges.insert(charge);
             on_invoice_failed(book, ctx, inv_id, exhausted);
             let mut e = ApiError::card_declined(code, decline_message(code), &ch_id);
-            e.payment_intent = book.payment_intents.get(&pi_id).map(snap);
+            if let Some(card) = e.card.as_mut() {
+                card.payment_intent = book.payment_intents.get(&pi_id).map(snap);
+            }
             Err(e)
         }
     }
@@ -833,7 +865,9 @@ fn on_invoice_failed(book: &mut Book, ctx: &mut Ctx, inv_id: &str, exhausted: bo
     if let Some(sub_id) = inv.subscription.clone() {
         let status = book.subscriptions.get(&sub_id).map(|s| s.status);
         match status {
-            Some("active" | "trialing") if exhausted => set_sub_status(book, ctx, &sub_id, "unpaid"),
+            Some("active" | "trialing") if exhausted => {
+                set_sub_status(book, ctx, &sub_id, "unpaid")
+            }
             Some("past_due") if exhausted => set_sub_status(book, ctx, &sub_id, "unpaid"),
             Some("active" | "trialing") => set_sub_status(book, ctx, &sub_id, "past_due"),
             _ => {}
@@ -843,7 +877,12 @@ fn on_invoice_failed(book: &mut Book, ctx: &mut Ctx, inv_id: &str, exhausted: bo
 }
 
 /// Cancels a subscription now.
-pub fn cancel_subscription(book: &mut Book, ctx: &mut Ctx, sub_id: &str, reason: &str) -> Result<(), ApiError> {
+pub fn cancel_subscription(
+    book: &mut Book,
+    ctx: &mut Ctx,
+    sub_id: &str,
+    reason: &str,
+) -> Result<(), ApiError> {
     let sub = book
         .subscriptions
         .get_mut(sub_id)
@@ -890,7 +929,12 @@ pub struct ItemChange {
 
 /// Applies an update and emits `customer.subscription.updated` with previous_attributes.
 /// Prorations are not computed (see README).
-pub fn update_subscription(book: &mut Book, ctx: &mut Ctx, sub_id: &str, up: SubUpdate) -> Result<(), ApiError> {
+pub fn update_subscription(
+    book: &mut Book,
+    ctx: &mut Ctx,
+    sub_id: &str,
+    up: SubUpdate,
+) -> Result<(), ApiError> {
     let current = book
         .subscriptions
         .get(sub_id)
@@ -932,18 +976,15 @@ pub fn update_subscription(book: &mut Book, ctx: &mut Ctx, sub_id: &str, up: Sub
                 ));
             }
         }
-        let idx = match &change.id {
-            Some(id) => Some(
-                sub.items
-                    .data
-                    .iter()
-                    .position(|i| &i.id == id)
-                    .ok_or_else(|| ApiError::missing("subscription_item", id, &format!("items[{n}][id]")))?,
-            ),
-            None if price.is_some() && up.items.len() > 1 => None,
-            None if sub.items.data.len() == 1 => Some(0),
-            None => None,
-        };
+        let idx =
+            match &change.id {
+                Some(id) => Some(sub.items.data.iter().position(|i| &i.id == id).ok_or_else(
+                    || ApiError::missing("subscription_item", id, &format!("items[{n}][id]")),
+                )?),
+                None if price.is_some() && up.items.len() > 1 => None,
+                None if sub.items.data.len() == 1 => Some(0),
+                None => None,
+            };
         match idx {
             Some(i) if change.deleted => {
                 sub.items.data.remove(i);
@@ -959,7 +1000,8 @@ pub fn update_subscription(book: &mut Book, ctx: &mut Ctx, sub_id: &str, up: Sub
                 }
             }
             None => {
-                let p = price.ok_or_else(|| ApiError::missing_param(&format!("items[{n}][price]")))?;
+                let p =
+                    price.ok_or_else(|| ApiError::missing_param(&format!("items[{n}][price]")))?;
                 let (s, e) = sub.period();
                 sub.items.data.push(SubscriptionItem {
                     id: ctx.ids.next("si"),
@@ -1008,7 +1050,11 @@ pub fn update_subscription(book: &mut Book, ctx: &mut Ctx, sub_id: &str, up: Sub
     if let Some(pm) = up.default_payment_method {
         if let Some(p) = &pm {
             if !book.payment_methods.contains(p) {
-                return Err(ApiError::missing("payment_method", p, "default_payment_method"));
+                return Err(ApiError::missing(
+                    "payment_method",
+                    p,
+                    "default_payment_method",
+                ));
             }
         }
         sub.default_payment_method = pm;
@@ -1102,7 +1148,8 @@ pub fn advance(book: &mut Book, ctx: &mut Ctx, to: i64) {
             }
             for inv_id in book.invoices.ids_for_customer(&sub.customer) {
                 if let Some(inv) = book.invoices.get(&inv_id) {
-                    if inv.status == "open" && inv.subscription.as_deref() == Some(sub_id.as_str()) {
+                    if inv.status == "open" && inv.subscription.as_deref() == Some(sub_id.as_str())
+                    {
                         if let Some(t) = inv.next_payment_attempt {
                             consider(t, Step::Retry, Some(inv_id.clone()));
                         }
@@ -1124,7 +1171,11 @@ pub fn advance(book: &mut Book, ctx: &mut Ctx, to: i64) {
                         let prev = previous_attributes(&before, &after);
                         ctx.emit_value("customer.subscription.updated", after, prev);
                     }
-                    if let Some(inv_id) = book.subscriptions.get(&sub_id).and_then(|s| s.latest_invoice.clone()) {
+                    if let Some(inv_id) = book
+                        .subscriptions
+                        .get(&sub_id)
+                        .and_then(|s| s.latest_invoice.clone())
+                    {
                         let _ = void_invoice(book, ctx, &inv_id);
                     }
                 }
@@ -1167,7 +1218,10 @@ pub fn void_invoice(book: &mut Book, ctx: &mut Ctx, inv_id: &str) -> Result<(), 
             400,
             "invalid_request_error",
             Some("invoice_not_open"),
-            format!("You can only void an open invoice; this one is {}.", inv.status),
+            format!(
+                "You can only void an open invoice; this one is {}.",
+                inv.status
+            ),
         ));
     }
     let before = snap(&*inv);
@@ -1194,7 +1248,10 @@ pub fn mark_uncollectible(book: &mut Book, ctx: &mut Ctx, inv_id: &str) -> Resul
             400,
             "invalid_request_error",
             Some("invoice_not_open"),
-            format!("You can only mark an open invoice uncollectible; this one is {}.", inv.status),
+            format!(
+                "You can only mark an open invoice uncollectible; this one is {}.",
+                inv.status
+            ),
         ));
     }
     let before = snap(&*inv);
@@ -1222,7 +1279,9 @@ pub fn fail_next_payment(
         .ok_or_else(|| not_found("subscription", sub_id))?
         .clone();
     if sticky {
-        let inv_probe = book.invoices.get(sub.latest_invoice.as_deref().unwrap_or(""));
+        let inv_probe = book
+            .invoices
+            .get(sub.latest_invoice.as_deref().unwrap_or(""));
         let pm = match inv_probe {
             Some(inv) => payment_method_for(book, inv),
             None => sub.default_payment_method.clone(),
@@ -1245,7 +1304,10 @@ pub fn fail_next_payment(
                     400,
                     "invalid_request_error",
                     None,
-                    format!("Subscription {sub_id} is {}; nothing to charge.", sub.status),
+                    format!(
+                        "Subscription {sub_id} is {}; nothing to charge.",
+                        sub.status
+                    ),
                 ));
             }
             let (interval, count) = sub.interval();
@@ -1270,7 +1332,13 @@ pub fn fail_next_payment(
 }
 
 /// Sets a card's expiry and emits `payment_method.updated`.
-pub fn set_card_expiry(book: &mut Book, ctx: &mut Ctx, pm_id: &str, month: i64, year: i64) -> Result<(), ApiError> {
+pub fn set_card_expiry(
+    book: &mut Book,
+    ctx: &mut Ctx,
+    pm_id: &str,
+    month: i64,
+    year: i64,
+) -> Result<(), ApiError> {
     let pm = book
         .payment_methods
         .get_mut(pm_id)
@@ -1285,7 +1353,12 @@ pub fn set_card_expiry(book: &mut Book, ctx: &mut Ctx, pm_id: &str, month: i64, 
 }
 
 /// Opens a dispute on a charge.
-pub fn open_dispute(book: &mut Book, ctx: &mut Ctx, charge_id: &str, reason: &str) -> Result<String, ApiError> {
+pub fn open_dispute(
+    book: &mut Book,
+    ctx: &mut Ctx,
+    charge_id: &str,
+    reason: &str,
+) -> Result<String, ApiError> {
     let ch = book
         .charges
         .get_mut(charge_id)
@@ -1301,7 +1374,12 @@ pub fn open_dispute(book: &mut Book, ctx: &mut Ctx, charge_id: &str, reason: &st
     let before = snap(&*ch);
     ch.disputed = true;
     let after = snap(&*ch);
-    let (amount, currency, pi, customer) = (ch.amount, ch.currency.clone(), ch.payment_intent.clone(), ch.customer.clone());
+    let (amount, currency, pi, customer) = (
+        ch.amount,
+        ch.currency.clone(),
+        ch.payment_intent.clone(),
+        ch.customer.clone(),
+    );
     let id = ctx.ids.next("dp");
     let dispute = Dispute {
         id: id.clone(),
@@ -1342,7 +1420,11 @@ mod tests {
             id: "price_x".into(),
             object: Lit("price"),
             active: true,
-            billing_scheme: if tiers.is_some() { "tiered" } else { "per_unit" },
+            billing_scheme: if tiers.is_some() {
+                "tiered"
+            } else {
+                "per_unit"
+            },
             created: 0,
             currency: "usd".into(),
             custom_unit_amount: Null,
@@ -1371,8 +1453,14 @@ mod tests {
     #[test]
     fn tiered_amounts() {
         let tiers = vec![Tier::new(Some(10), 1000, 0), Tier::new(None, 800, 500)];
-        assert_eq!(item_amount(&price(0, Some(("volume", tiers.clone()))), 12), 800 * 12 + 500);
-        assert_eq!(item_amount(&price(0, Some(("volume", tiers.clone()))), 10), 10_000);
+        assert_eq!(
+            item_amount(&price(0, Some(("volume", tiers.clone()))), 12),
+            800 * 12 + 500
+        );
+        assert_eq!(
+            item_amount(&price(0, Some(("volume", tiers.clone()))), 10),
+            10_000
+        );
         assert_eq!(
             item_amount(&price(0, Some(("graduated", tiers))), 12),
             10 * 1000 + 2 * 800 + 500
@@ -1385,7 +1473,10 @@ mod tests {
         // 2025-01-31 + 1 month = 2025-02-28
         let jan31 = 1_738_281_600;
         assert_eq!(add_interval(jan31, Interval::Month, 1), 1_740_700_800);
-        assert_eq!(sub_interval(add_interval(0, Interval::Year, 1), Interval::Year, 1), 0);
+        assert_eq!(
+            sub_interval(add_interval(0, Interval::Year, 1), Interval::Year, 1),
+            0
+        );
     }
 
     #[test]

@@ -1,26 +1,24 @@
 //! Stripe's error JSON: `{"error": {"type", "code", "message", "param", ...}}`.
 
-use serde::Serialize;
 
 /// An error rendered the way Stripe renders it, with its HTTP status.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
-    #[serde(skip)]
     pub status: u16,
-    #[serde(rename = "type")]
+    /// `error.type`: invalid_request_error, api_error, card_error, idempotency_error.
     pub kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
     pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub param: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub doc_url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decline_code: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub charge: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Card-error details (boxed: rare, and keeps `Result<_, ApiError>` small).
+    pub card: Option<Box<CardErrorDetails>>,
+}
+
+/// Extra fields of a `card_error`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CardErrorDetails {
+    pub decline_code: String,
+    pub charge: String,
     pub payment_intent: Option<serde_json::Value>,
 }
 
@@ -33,17 +31,19 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 impl ApiError {
-    pub fn new(status: u16, kind: &'static str, code: Option<&str>, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: u16,
+        kind: &'static str,
+        code: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
         ApiError {
             status,
             kind,
             code: code.map(str::to_string),
-            doc_url: code.map(|c| format!("https://stripe.com/docs/error-codes/{}", c.replace('_', "-"))),
             message: message.into(),
             param: None,
-            decline_code: None,
-            charge: None,
-            payment_intent: None,
+            card: None,
         }
     }
 
@@ -154,39 +154,65 @@ impl ApiError {
         )
     }
 
+    #[allow(clippy::self_named_constructors)]
     pub fn api_error(status: u16) -> Self {
-        let mut e = Self::new(
+        Self::new(
             status,
             "api_error",
             None,
             "An unknown error occurred while processing your request. (injected by stripe-fake)",
-        );
-        e.doc_url = None;
-        e
+        )
     }
 
     pub fn idempotency(key: &str) -> Self {
-        let mut e = Self::new(
+        Self::new(
             400,
             "idempotency_error",
             None,
             format!(
                 "Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '{key}' if you meant to execute a different request."
             ),
-        );
-        e.doc_url = None;
-        e
+        )
     }
 
     pub fn card_declined(decline_code: &str, message: &str, charge: &str) -> Self {
-        let mut e = Self::new(402, "card_error", Some(card_error_code(decline_code)), message);
-        e.decline_code = Some(decline_code.to_string());
-        e.charge = Some(charge.to_string());
+        let mut e = Self::new(
+            402,
+            "card_error",
+            Some(card_error_code(decline_code)),
+            message,
+        );
+        e.card = Some(Box::new(CardErrorDetails {
+            decline_code: decline_code.to_string(),
+            charge: charge.to_string(),
+            payment_intent: None,
+        }));
         e
     }
 
+    /// `{"error": {...}}` with Stripe's field names; `doc_url` follows from `code`.
     pub fn to_json(&self) -> String {
-        serde_json::json!({ "error": self }).to_string()
+        let mut m = serde_json::Map::new();
+        if let Some(card) = &self.card {
+            m.insert("charge".into(), card.charge.clone().into());
+            m.insert("decline_code".into(), card.decline_code.clone().into());
+            if let Some(pi) = &card.payment_intent {
+                m.insert("payment_intent".into(), pi.clone());
+            }
+        }
+        if let Some(c) = &self.code {
+            m.insert("code".into(), c.clone().into());
+            m.insert(
+                "doc_url".into(),
+                format!("https://stripe.com/docs/error-codes/{}", c.replace('_', "-")).into(),
+            );
+        }
+        m.insert("message".into(), self.message.clone().into());
+        if let Some(p) = &self.param {
+            m.insert("param".into(), p.clone().into());
+        }
+        m.insert("type".into(), self.kind.into());
+        serde_json::json!({ "error": m }).to_string()
     }
 }
 
@@ -206,7 +232,9 @@ pub fn decline_message(decline: &str) -> &'static str {
         "insufficient_funds" => "Your card has insufficient funds.",
         "expired_card" => "Your card has expired.",
         "incorrect_cvc" => "Your card's security code is incorrect.",
-        "processing_error" => "An error occurred while processing your card. Try again in a little bit.",
+        "processing_error" => {
+            "An error occurred while processing your card. Try again in a little bit."
+        }
         "lost_card" | "stolen_card" => "Your card was declined.",
         _ => "Your card was declined.",
     }
@@ -221,10 +249,7 @@ pub fn redact(key: &str) -> String {
         .unwrap_or(0)
         .min(key.len());
     let chars: Vec<char> = key.chars().collect();
-    let tail: String = chars
-        .iter()
-        .skip(chars.len().saturating_sub(4))
-        .collect();
+    let tail: String = chars.iter().skip(chars.len().saturating_sub(4)).collect();
     let head: String = key.chars().take(prefix_len.min(chars.len())).collect();
     format!("{head}*********{tail}")
 }

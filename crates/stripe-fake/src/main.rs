@@ -7,7 +7,10 @@ use stripe_fake::bench::{self, BenchOptions};
 use stripe_fake::{FakeConfig, FakeServer, SeedOptions, WebhookConfig};
 
 #[derive(Parser)]
-#[command(name = "stripe-fake", about = "A stateful, rate-limited, webhook-sending stand-in for Stripe's API")]
+#[command(
+    name = "stripe-fake",
+    about = "A stateful, rate-limited, webhook-sending stand-in for Stripe's API"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -50,9 +53,17 @@ struct ServeArgs {
     webhook_secret: String,
     #[arg(long, env = "STRIPE_FAKE_CONNECT_WEBHOOK_URL")]
     connect_webhook_url: Option<String>,
-    #[arg(long, env = "STRIPE_FAKE_CONNECT_WEBHOOK_SECRET", default_value = "whsec_fake_connect")]
+    #[arg(
+        long,
+        env = "STRIPE_FAKE_CONNECT_WEBHOOK_SECRET",
+        default_value = "whsec_fake_connect"
+    )]
     connect_webhook_secret: String,
-    #[arg(long, env = "STRIPE_FAKE_WEBHOOK_DUPLICATE_RATE", default_value_t = 0.0)]
+    #[arg(
+        long,
+        env = "STRIPE_FAKE_WEBHOOK_DUPLICATE_RATE",
+        default_value_t = 0.0
+    )]
     webhook_duplicate_rate: f64,
     #[arg(long, env = "STRIPE_FAKE_WEBHOOK_DROP_RATE", default_value_t = 0.0)]
     webhook_drop_rate: f64,
@@ -109,7 +120,11 @@ struct TriggerArgs {
     /// fail_payment | pay_invoice | update_subscription | request_cancel | cancel |
     /// expire_card | dispute | advance_time
     kind: String,
-    #[arg(long, env = "STRIPE_FAKE_URL", default_value = "http://127.0.0.1:12111")]
+    #[arg(
+        long,
+        env = "STRIPE_FAKE_URL",
+        default_value = "http://127.0.0.1:12111"
+    )]
     fake: String,
     #[arg(long)]
     account: Option<String>,
@@ -158,17 +173,26 @@ struct BenchArgs {
     #[arg(long, default_value_t = 4)]
     clients: usize,
     /// Comma-separated resources to page through.
-    #[arg(long, default_value = "customers,subscriptions,invoices", value_delimiter = ',')]
+    #[arg(
+        long,
+        default_value = "customers,subscriptions,invoices",
+        value_delimiter = ','
+    )]
     resources: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     match cli.cmd {
         Cmd::Serve(a) => rt.block_on(serve(a)),
         Cmd::Seed(a) => seed(a),
@@ -189,6 +213,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         admin_enabled: !a.no_admin,
         workers: a.workers,
         now: a.now,
+        prewarm: true,
         webhooks: WebhookConfig {
             url: a.webhook_url,
             connect_url: a.connect_webhook_url,
@@ -316,7 +341,11 @@ async fn trigger(a: TriggerArgs) -> anyhow::Result<()> {
     put("seconds", a.seconds.map(Value::from));
     put("to", a.to.map(Value::from));
     let url = format!("{}/_admin/trigger/{}", a.fake.trim_end_matches('/'), a.kind);
-    let resp = reqwest::Client::new().post(&url).json(&Value::Object(body)).send().await?;
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .json(&Value::Object(body))
+        .send()
+        .await?;
     let status = resp.status();
     let text = resp.text().await?;
     println!("{text}");
@@ -335,11 +364,23 @@ async fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let r = bench::run(&opts).await?;
-    println!("INFO seed customers={} invoices={} peak_rss_mib={:.0}", opts.customers, r.invoices, r.seed_peak_rss_mib);
-    for (res, n) in &r.per_resource {
-        println!("INFO pages {res}={n}");
+    println!(
+        "INFO seed customers={} invoices={} seed_s={:.3} peak_rss_mib={:.0} warm_cache_s={:.3}",
+        opts.customers, r.invoices, r.seed_seconds, r.seed_peak_rss_mib, r.warm_seconds
+    );
+    for (res, rate) in &r.per_resource {
+        println!("INFO pages_per_s {res}={rate:.0}");
     }
-    println!("INFO pages_total={} clients={} seconds={}", r.pages, opts.clients, opts.seconds);
+    println!(
+        "INFO headline={} pages={} clients={} seconds={}",
+        opts.resources
+            .first()
+            .map(String::as_str)
+            .unwrap_or("customers"),
+        r.pages,
+        opts.clients,
+        opts.seconds
+    );
     println!("RESULT fake_pages_per_s {:.0}", r.pages_per_s);
     println!("RESULT fake_seed_10k_s {:.3}", r.seed_seconds);
     Ok(())

@@ -38,10 +38,13 @@ impl Ratio {
 
     pub fn new(num: i128, den: i128) -> Ratio {
         let g = gcd(num, den);
-        Ratio { num: num / g, den: den / g }
+        Ratio {
+            num: num / g,
+            den: den / g,
+        }
     }
 
-    pub fn add(self, o: Ratio) -> Ratio {
+    pub fn plus(self, o: Ratio) -> Ratio {
         Ratio::new(self.num * o.den + o.num * self.den, self.den * o.den)
     }
 
@@ -92,7 +95,9 @@ pub fn subscription_mrr(sub: &Subscription) -> Ratio {
     let mut per_interval: i128 = 0;
     let mut interval = (Interval::Month, 1i128);
     for item in &sub.items.data {
-        let Some(rec) = &item.price.recurring else { continue };
+        let Some(rec) = &item.price.recurring else {
+            continue;
+        };
         interval = (rec.interval, rec.interval_count.max(1) as i128);
         if rec.usage_type == "metered" {
             continue;
@@ -121,12 +126,14 @@ pub fn subscription_mrr(sub: &Subscription) -> Ratio {
 }
 
 /// MRR per currency over several subscriptions, rounded once at the end.
-pub fn mrr_by_currency<'a>(subs: impl IntoIterator<Item = &'a Subscription>) -> BTreeMap<String, i64> {
+pub fn mrr_by_currency<'a>(
+    subs: impl IntoIterator<Item = &'a Subscription>,
+) -> BTreeMap<String, i64> {
     let mut acc: BTreeMap<String, Ratio> = BTreeMap::new();
     for s in subs {
         let r = subscription_mrr(s);
         let e = acc.entry(s.currency.clone()).or_insert(Ratio::ZERO);
-        *e = e.add(r);
+        *e = e.plus(r);
     }
     acc.into_iter().map(|(c, r)| (c, r.round())).collect()
 }
@@ -201,7 +208,14 @@ mod tests {
             subscription: Some("sub_1".into()),
             subscription_item: Null,
         });
-        let mut s = new_subscription("sub_1".into(), "cus_1".into(), "usd".into(), 0, data, discount);
+        let mut s = new_subscription(
+            "sub_1".into(),
+            "cus_1".into(),
+            "usd".into(),
+            0,
+            data,
+            discount,
+        );
         s.status = status;
         s
     }
@@ -235,7 +249,14 @@ mod tests {
         let p = || vec![(price(1000, Interval::Month, 1, "licensed"), 3)];
         assert_eq!(mrr(&sub("active", p(), None)), 3000);
         assert_eq!(mrr(&sub("past_due", p(), None)), 3000);
-        for st in ["trialing", "unpaid", "canceled", "incomplete", "incomplete_expired", "paused"] {
+        for st in [
+            "trialing",
+            "unpaid",
+            "canceled",
+            "incomplete",
+            "incomplete_expired",
+            "paused",
+        ] {
             assert_eq!(mrr(&sub(st, p(), None)), 0, "{st}");
         }
         let mut paused = sub("active", p(), None);
@@ -278,21 +299,72 @@ mod tests {
     #[test]
     fn coupons() {
         let p = || vec![(price(10000, Interval::Month, 1, "licensed"), 1)];
-        assert_eq!(mrr(&sub("active", p(), Some(coupon(Some(2500), None, "forever")))), 7500);
-        assert_eq!(mrr(&sub("active", p(), Some(coupon(Some(1250), None, "forever")))), 8750);
-        assert_eq!(mrr(&sub("active", p(), Some(coupon(Some(5000), None, "once")))), 10000);
-        assert_eq!(mrr(&sub("active", p(), Some(coupon(Some(5000), None, "repeating")))), 10000);
-        assert_eq!(mrr(&sub("active", p(), Some(coupon(None, Some(2000), "forever")))), 8000);
-        assert_eq!(mrr(&sub("active", p(), Some(coupon(None, Some(20000), "forever")))), 0);
+        assert_eq!(
+            mrr(&sub(
+                "active",
+                p(),
+                Some(coupon(Some(2500), None, "forever"))
+            )),
+            7500
+        );
+        assert_eq!(
+            mrr(&sub(
+                "active",
+                p(),
+                Some(coupon(Some(1250), None, "forever"))
+            )),
+            8750
+        );
+        assert_eq!(
+            mrr(&sub("active", p(), Some(coupon(Some(5000), None, "once")))),
+            10000
+        );
+        assert_eq!(
+            mrr(&sub(
+                "active",
+                p(),
+                Some(coupon(Some(5000), None, "repeating"))
+            )),
+            10000
+        );
+        assert_eq!(
+            mrr(&sub(
+                "active",
+                p(),
+                Some(coupon(None, Some(2000), "forever"))
+            )),
+            8000
+        );
+        assert_eq!(
+            mrr(&sub(
+                "active",
+                p(),
+                Some(coupon(None, Some(20000), "forever"))
+            )),
+            0
+        );
         // Amount off applies per interval: yearly 120000 - 12000 = 108000 / 12 = 9000.
         let y = vec![(price(120000, Interval::Year, 1, "licensed"), 1)];
-        assert_eq!(mrr(&sub("active", y, Some(coupon(None, Some(12000), "forever")))), 9000);
+        assert_eq!(
+            mrr(&sub(
+                "active",
+                y,
+                Some(coupon(None, Some(12000), "forever"))
+            )),
+            9000
+        );
     }
 
     #[test]
     fn rounds_once_at_the_end() {
         // Three subs of 1/3 each: rounding each would give 0; summing exactly gives 1.
-        let s = || sub("active", vec![(price(1, Interval::Month, 3, "licensed"), 1)], None);
+        let s = || {
+            sub(
+                "active",
+                vec![(price(1, Interval::Month, 3, "licensed"), 1)],
+                None,
+            )
+        };
         let subs = [s(), s(), s()];
         assert_eq!(mrr_by_currency(subs.iter())["usd"], 1);
     }
@@ -301,7 +373,10 @@ mod tests {
     fn tiers() {
         let mut p = price(0, Interval::Month, 1, "licensed");
         p.unit_amount = None;
-        p.tiers = Some(vec![Tier::new(Some(10), 1000, 0), Tier::new(None, 800, 500)]);
+        p.tiers = Some(vec![
+            Tier::new(Some(10), 1000, 0),
+            Tier::new(None, 800, 500),
+        ]);
         p.tiers_mode = Some("volume");
         assert_eq!(mrr(&sub("active", vec![(p.clone(), 12)], None)), 10100);
         p.tiers_mode = Some("graduated");

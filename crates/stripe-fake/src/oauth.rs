@@ -9,9 +9,12 @@ use crate::server::App;
 use actix_web::{HttpRequest, HttpResponse};
 
 fn oauth_error(status: u16, error: &str, description: &str) -> HttpResponse {
-    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::BAD_REQUEST))
-        .insert_header(("Content-Type", "application/json"))
-        .body(serde_json::json!({"error": error, "error_description": description}).to_string())
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
+    )
+    .insert_header(("Content-Type", "application/json"))
+    .body(serde_json::json!({"error": error, "error_description": description}).to_string())
 }
 
 fn ok_json(v: serde_json::Value, request_id: &str) -> HttpResponse {
@@ -36,7 +39,10 @@ pub fn handle(app: &App, req: &HttpRequest, body: &[u8], request_id: &str) -> Ht
 }
 
 fn platform_secret(app: &App, req: &HttpRequest, p: &Params) -> Option<String> {
-    let key = p.str("client_secret").map(str::to_string).or_else(|| api_key(req))?;
+    let key = p
+        .str("client_secret")
+        .map(str::to_string)
+        .or_else(|| api_key(req))?;
     (key.starts_with("sk_") && app.config.api_keys.contains(&key)).then_some(key)
 }
 
@@ -49,7 +55,13 @@ fn authorize(app: &App, p: &Params) -> HttpResponse {
     }
     match p.str("client_id") {
         Some(c) if c == app.config.connect_client_id => {}
-        Some(c) => return oauth_error(400, "invalid_client", &format!("No such application: '{c}'")),
+        Some(c) => {
+            return oauth_error(
+                400,
+                "invalid_client",
+                &format!("No such application: '{c}'"),
+            )
+        }
         None => return oauth_error(400, "invalid_request", "No client_id provided."),
     }
     let scope = p.str("scope").unwrap_or("read_only");
@@ -57,13 +69,19 @@ fn authorize(app: &App, p: &Params) -> HttpResponse {
         return oauth_error(400, "invalid_scope", &format!("Invalid scope: {scope}"));
     }
     let Some(redirect) = p.str("redirect_uri") else {
-        return oauth_error(400, "invalid_redirect_uri", "No redirect_uri provided and none registered for the fake.");
+        return oauth_error(
+            400,
+            "invalid_redirect_uri",
+            "No redirect_uri provided and none registered for the fake.",
+        );
     };
     let Ok(mut url) = url::Url::parse(redirect) else {
         return oauth_error(400, "invalid_redirect_uri", "Invalid redirect_uri.");
     };
     let mut state = app.state.write();
-    let wanted = p.str("stripe_user_id").filter(|a| state.books.contains_key(*a) && **a != state.platform);
+    let wanted = p
+        .str("stripe_user_id")
+        .filter(|a| state.books.contains_key(*a) && **a != state.platform);
     let account = match wanted {
         Some(a) => {
             let a = a.to_string();
@@ -78,7 +96,9 @@ fn authorize(app: &App, p: &Params) -> HttpResponse {
     };
     state.revoked_accounts.remove(&account);
     let code = state.ids.token("ac_", 24);
-    state.oauth_codes.insert(code.clone(), new_grant(&account, scope));
+    state
+        .oauth_codes
+        .insert(code.clone(), new_grant(&account, scope));
     drop(state);
     {
         let mut q = url.query_pairs_mut();
@@ -88,12 +108,18 @@ fn authorize(app: &App, p: &Params) -> HttpResponse {
             q.append_pair("state", s);
         }
     }
-    HttpResponse::Found().insert_header(("Location", url.to_string())).finish()
+    HttpResponse::Found()
+        .insert_header(("Location", url.to_string()))
+        .finish()
 }
 
 fn token(app: &App, req: &HttpRequest, p: &Params, request_id: &str) -> HttpResponse {
     if platform_secret(app, req, p).is_none() {
-        return oauth_error(401, "invalid_client", "Invalid client_secret: must be the platform's secret key.");
+        return oauth_error(
+            401,
+            "invalid_client",
+            "Invalid client_secret: must be the platform's secret key.",
+        );
     }
     let mut state = app.state.write();
     let grant = match p.str("grant_type") {
@@ -103,7 +129,13 @@ fn token(app: &App, req: &HttpRequest, p: &Params, request_id: &str) -> HttpResp
             };
             match state.oauth_codes.remove(code) {
                 Some(g) => g,
-                None => return oauth_error(400, "invalid_grant", &format!("Authorization code does not exist: {code}")),
+                None => {
+                    return oauth_error(
+                        400,
+                        "invalid_grant",
+                        &format!("Authorization code does not exist: {code}"),
+                    )
+                }
             }
         }
         Some("refresh_token") => {
@@ -112,10 +144,22 @@ fn token(app: &App, req: &HttpRequest, p: &Params, request_id: &str) -> HttpResp
             };
             match state.refresh_tokens.get(rt) {
                 Some(g) if !state.revoked_accounts.contains(&g.account) => g.clone(),
-                _ => return oauth_error(400, "invalid_grant", &format!("Refresh token does not exist: {rt}")),
+                _ => {
+                    return oauth_error(
+                        400,
+                        "invalid_grant",
+                        &format!("Refresh token does not exist: {rt}"),
+                    )
+                }
             }
         }
-        _ => return oauth_error(400, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token."),
+        _ => {
+            return oauth_error(
+                400,
+                "unsupported_grant_type",
+                "grant_type must be authorization_code or refresh_token.",
+            )
+        }
     };
     let access = state.ids.token("sk_test_oauth_", 32);
     let refresh = state.ids.token("rt_", 32);
@@ -138,18 +182,33 @@ fn token(app: &App, req: &HttpRequest, p: &Params, request_id: &str) -> HttpResp
 
 fn deauthorize(app: &App, req: &HttpRequest, p: &Params, request_id: &str) -> HttpResponse {
     if platform_secret(app, req, p).is_none() {
-        return oauth_error(401, "invalid_client", "Authenticate with the platform's secret key.");
+        return oauth_error(
+            401,
+            "invalid_client",
+            "Authenticate with the platform's secret key.",
+        );
     }
     if p.str("client_id") != Some(app.config.connect_client_id.as_str()) {
-        return oauth_error(400, "invalid_client", "client_id does not match the platform.");
+        return oauth_error(
+            400,
+            "invalid_client",
+            "client_id does not match the platform.",
+        );
     }
     let Some(account) = p.str("stripe_user_id") else {
         return oauth_error(400, "invalid_request", "No stripe_user_id provided.");
     };
     let mut guard = app.state.write();
     let state = &mut *guard;
-    if !state.books.contains_key(account) || account == state.platform || state.revoked_accounts.contains(account) {
-        return oauth_error(400, "invalid_client", &format!("No such account or not connected: {account}"));
+    if !state.books.contains_key(account)
+        || account == state.platform
+        || state.revoked_accounts.contains(account)
+    {
+        return oauth_error(
+            400,
+            "invalid_client",
+            &format!("No such account or not connected: {account}"),
+        );
     }
     state.revoked_accounts.insert(account.to_string());
     state.grants.retain(|_, g| g.account != account);

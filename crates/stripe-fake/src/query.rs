@@ -335,10 +335,14 @@ mod tests {
         let p = Params::parse("created=15");
         let r = p.range("created").unwrap();
         assert!(r.contains(15) && !r.contains(16));
-        let e = Params::parse("created[gte]=abc").range("created").unwrap_err();
+        let e = Params::parse("created[gte]=abc")
+            .range("created")
+            .unwrap_err();
         assert_eq!(e.code.as_deref(), Some("parameter_invalid_integer"));
         assert_eq!(e.param.as_deref(), Some("created[gte]"));
-        let e = Params::parse("created[foo]=1").range("created").unwrap_err();
+        let e = Params::parse("created[foo]=1")
+            .range("created")
+            .unwrap_err();
         assert_eq!(e.code.as_deref(), Some("parameter_unknown"));
     }
 

@@ -50,7 +50,9 @@ impl Legacy for PaymentIntent {
 }
 
 fn opt(s: &Option<String>) -> Value {
-    s.as_ref().map(|x| Value::String(x.clone())).unwrap_or(Value::Null)
+    s.as_ref()
+        .map(|x| Value::String(x.clone()))
+        .unwrap_or(Value::Null)
 }
 
 /// Looks up any expandable object by its id prefix.
@@ -232,9 +234,13 @@ mod tests {
     #[test]
     fn previous_attributes_nested() {
         let old = json!({"status":"active","items":{"object":"list","data":[1]},"x":{"a":1,"b":2}});
-        let new = json!({"status":"past_due","items":{"object":"list","data":[2]},"x":{"a":1,"b":3}});
+        let new =
+            json!({"status":"past_due","items":{"object":"list","data":[2]},"x":{"a":1,"b":3}});
         let p = previous_attributes(&old, &new).unwrap();
-        assert_eq!(p, json!({"status":"active","items":{"object":"list","data":[1]},"x":{"b":2}}));
+        assert_eq!(
+            p,
+            json!({"status":"active","items":{"object":"list","data":[1]},"x":{"b":2}})
+        );
         assert!(previous_attributes(&old, &old).is_none());
     }
 }

@@ -68,7 +68,15 @@ pub fn generate_with(opts: &SeedOptions) -> (State, Truth) {
         let mut sub_rng = Rng::new(opts.seed.wrapping_add(1000 + k as u64));
         let State { books, ids, .. } = &mut state;
         let book = books.get_mut(&acct).expect("connected book");
-        generate_book(book, ids, &mut sub_rng, opts.connected_customers, now, 1_000_000 * (k + 1), &mut labels);
+        generate_book(
+            book,
+            ids,
+            &mut sub_rng,
+            opts.connected_customers,
+            now,
+            1_000_000 * (k + 1),
+            &mut labels,
+        );
         state.unclaimed_accounts.push(acct);
     }
     let truth = compute_truth(&state, opts, now, &labels);
@@ -77,7 +85,13 @@ pub fn generate_with(opts: &SeedOptions) -> (State, Truth) {
 
 // ------------------------------------------------------------------ catalog
 
-const CURRENCIES: &[(&str, u32)] = &[("usd", 60), ("eur", 15), ("gbp", 10), ("jpy", 8), ("cad", 7)];
+const CURRENCIES: &[(&str, u32)] = &[
+    ("usd", 60),
+    ("eur", 15),
+    ("gbp", 10),
+    ("jpy", 8),
+    ("cad", 7),
+];
 
 /// Converts a USD-cent list price into a tidy amount in `cur`'s minor unit.
 fn local_amount(cur: &str, usd_cents: i64) -> i64 {
@@ -96,7 +110,8 @@ fn round_to(x: i64, step: i64) -> i64 {
     if x < step {
         return x;
     }
-    (x + step / 2) / step * step - 1 * (step == 100 && x >= 1000) as i64
+    // Psychological pricing: 2700 → 2699 for two-decimal currencies.
+    (x + step / 2) / step * step - ((step == 100 && x >= 1000) as i64)
 }
 
 struct PlanDef {
@@ -118,15 +133,25 @@ const BASE_PLANS: &[PlanDef] = &[
     },
     PlanDef {
         product: "Growth",
-        prices: &[(Interval::Month, 1, 9900, 60), (Interval::Year, 1, 99000, 20), (Interval::Month, 3, 27900, 8)],
+        prices: &[
+            (Interval::Month, 1, 9900, 60),
+            (Interval::Year, 1, 99000, 20),
+            (Interval::Month, 3, 27900, 8),
+        ],
     },
     PlanDef {
         product: "Business",
-        prices: &[(Interval::Month, 1, 29900, 60), (Interval::Year, 1, 299000, 25)],
+        prices: &[
+            (Interval::Month, 1, 29900, 60),
+            (Interval::Year, 1, 299000, 25),
+        ],
     },
     PlanDef {
         product: "Enterprise",
-        prices: &[(Interval::Month, 1, 120000, 50), (Interval::Year, 1, 1200000, 40)],
+        prices: &[
+            (Interval::Month, 1, 120000, 50),
+            (Interval::Year, 1, 1200000, 40),
+        ],
     },
 ];
 
@@ -143,6 +168,7 @@ struct Catalog {
     coupons_amount: HashMap<String, Vec<Coupon>>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn mk_price(
     ids: &mut IdGen,
     product: &str,
@@ -199,15 +225,36 @@ fn build_catalog(book: &mut Book, ids: &mut IdGen, created: i64) -> Catalog {
         book.products.push_unsorted(p);
         id
     };
-    let plan_products: Vec<String> = BASE_PLANS.iter().map(|p| product(book, ids, p.product)).collect();
+    let plan_products: Vec<String> = BASE_PLANS
+        .iter()
+        .map(|p| product(book, ids, p.product))
+        .collect();
     let seats_prod = product(book, ids, "Additional seats");
     let api_prod = product(book, ids, "API calls");
     for (cur, _) in CURRENCIES {
         for (pi, def) in BASE_PLANS.iter().enumerate() {
             let mut v = vec![];
             for (iv, n, usd, w) in def.prices {
-                let mut p = mk_price(ids, &plan_products[pi], cur, *iv, *n, Some(local_amount(cur, *usd)), "licensed", created);
-                p.nickname = Some(format!("{} {}{}", def.product, if *n > 1 { format!("every {n} ") } else { String::new() }, iv.as_str()));
+                let mut p = mk_price(
+                    ids,
+                    &plan_products[pi],
+                    cur,
+                    *iv,
+                    *n,
+                    Some(local_amount(cur, *usd)),
+                    "licensed",
+                    created,
+                );
+                p.nickname = Some(format!(
+                    "{} {}{}",
+                    def.product,
+                    if *n > 1 {
+                        format!("every {n} ")
+                    } else {
+                        String::new()
+                    },
+                    iv.as_str()
+                ));
                 v.push((p, *w));
             }
             cat.plans.insert((cur.to_string(), pi), v);
@@ -219,10 +266,28 @@ fn build_catalog(book: &mut Book, ids: &mut IdGen, created: i64) -> Catalog {
             (Interval::Week, 1, 300),
             (Interval::Day, 1, 40),
         ] {
-            let p = mk_price(ids, &seats_prod, cur, iv, n, Some(local_amount(cur, usd)), "licensed", created);
+            let p = mk_price(
+                ids,
+                &seats_prod,
+                cur,
+                iv,
+                n,
+                Some(local_amount(cur, usd)),
+                "licensed",
+                created,
+            );
             cat.seats.insert((cur.to_string(), iv, n), p);
         }
-        let mut vol = mk_price(ids, &seats_prod, cur, Interval::Month, 1, None, "licensed", created);
+        let mut vol = mk_price(
+            ids,
+            &seats_prod,
+            cur,
+            Interval::Month,
+            1,
+            None,
+            "licensed",
+            created,
+        );
         vol.billing_scheme = "tiered";
         vol.unit_amount_decimal = None;
         vol.tiers_mode = Some("volume");
@@ -233,7 +298,16 @@ fn build_catalog(book: &mut Book, ids: &mut IdGen, created: i64) -> Catalog {
         ]);
         vol.nickname = Some("Seats (volume)".into());
         cat.seats_volume.insert(cur.to_string(), vol);
-        let mut grad = mk_price(ids, &seats_prod, cur, Interval::Month, 1, None, "licensed", created);
+        let mut grad = mk_price(
+            ids,
+            &seats_prod,
+            cur,
+            Interval::Month,
+            1,
+            None,
+            "licensed",
+            created,
+        );
         grad.billing_scheme = "tiered";
         grad.unit_amount_decimal = None;
         grad.tiers_mode = Some("graduated");
@@ -243,7 +317,16 @@ fn build_catalog(book: &mut Book, ids: &mut IdGen, created: i64) -> Catalog {
         ]);
         grad.nickname = Some("Seats (graduated)".into());
         cat.seats_graduated.insert(cur.to_string(), grad);
-        let mut met = mk_price(ids, &api_prod, cur, Interval::Month, 1, Some(if *cur == "jpy" { 1 } else { 2 }), "metered", created);
+        let mut met = mk_price(
+            ids,
+            &api_prod,
+            cur,
+            Interval::Month,
+            1,
+            Some(if *cur == "jpy" { 1 } else { 2 }),
+            "metered",
+            created,
+        );
         met.nickname = Some("API calls (metered)".into());
         cat.metered.insert(cur.to_string(), met);
     }
@@ -283,9 +366,24 @@ fn build_catalog(book: &mut Book, ids: &mut IdGen, created: i64) -> Catalog {
         cat.coupons_amount.insert(
             cur.to_string(),
             vec![
-                amt(format!("AMT5_FOREVER_{}", cur.to_uppercase()), 500, "forever", None),
-                amt(format!("AMT10_ONCE_{}", cur.to_uppercase()), 1000, "once", None),
-                amt(format!("AMT20_6MONTHS_{}", cur.to_uppercase()), 2000, "repeating", Some(6)),
+                amt(
+                    format!("AMT5_FOREVER_{}", cur.to_uppercase()),
+                    500,
+                    "forever",
+                    None,
+                ),
+                amt(
+                    format!("AMT10_ONCE_{}", cur.to_uppercase()),
+                    1000,
+                    "once",
+                    None,
+                ),
+                amt(
+                    format!("AMT20_6MONTHS_{}", cur.to_uppercase()),
+                    2000,
+                    "repeating",
+                    Some(6),
+                ),
             ],
         );
     }
@@ -294,10 +392,20 @@ fn build_catalog(book: &mut Book, ids: &mut IdGen, created: i64) -> Catalog {
             book.prices.push_unsorted(p.clone());
         }
     }
-    for p in cat.seats.values().chain(cat.seats_volume.values()).chain(cat.seats_graduated.values()).chain(cat.metered.values()) {
+    for p in cat
+        .seats
+        .values()
+        .chain(cat.seats_volume.values())
+        .chain(cat.seats_graduated.values())
+        .chain(cat.metered.values())
+    {
         book.prices.push_unsorted(p.clone());
     }
-    for c in cat.coupons_percent.iter().chain(cat.coupons_amount.values().flatten()) {
+    for c in cat
+        .coupons_percent
+        .iter()
+        .chain(cat.coupons_amount.values().flatten())
+    {
         book.coupons.push_unsorted(c.clone());
     }
     cat
@@ -306,23 +414,76 @@ fn build_catalog(book: &mut Book, ids: &mut IdGen, created: i64) -> Catalog {
 // ------------------------------------------------------------------ companies
 
 const COMPANY_A: &[&str] = &[
-    "Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Soylent", "Cyberdyne", "Tyrell",
-    "Wonka", "Aperture", "Monarch", "Oscorp", "Massive", "Bluesun", "Duff", "Gringotts", "Nakatomi", "Pendant", "Sirius",
-    "Virtucon", "Zorg", "Krusty", "Planet", "Nimbus", "Quantum", "Orbit", "Lumen",
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Hooli",
+    "Vandelay",
+    "Soylent",
+    "Cyberdyne",
+    "Tyrell",
+    "Wonka",
+    "Aperture",
+    "Monarch",
+    "Oscorp",
+    "Massive",
+    "Bluesun",
+    "Duff",
+    "Gringotts",
+    "Nakatomi",
+    "Pendant",
+    "Sirius",
+    "Virtucon",
+    "Zorg",
+    "Krusty",
+    "Planet",
+    "Nimbus",
+    "Quantum",
+    "Orbit",
+    "Lumen",
 ];
 const COMPANY_B: &[&str] = &[
-    "Analytics", "Labs", "Systems", "Logistics", "Health", "Foods", "Robotics", "Media", "Capital", "Software", "Energy",
-    "Studios", "Networks", "Cloud", "Bio", "Dynamics", "Works", "Partners", "Ventures", "Retail",
+    "Analytics",
+    "Labs",
+    "Systems",
+    "Logistics",
+    "Health",
+    "Foods",
+    "Robotics",
+    "Media",
+    "Capital",
+    "Software",
+    "Energy",
+    "Studios",
+    "Networks",
+    "Cloud",
+    "Bio",
+    "Dynamics",
+    "Works",
+    "Partners",
+    "Ventures",
+    "Retail",
 ];
 const FIRST: &[&str] = &[
-    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj", "olivia",
-    "peggy", "rupert", "sybil", "trent", "victor", "walter", "yuki", "zoe", "hana", "lars", "ines", "omar",
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
+    "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "yuki", "zoe",
+    "hana", "lars", "ines", "omar",
 ];
 const LAST: &[&str] = &[
-    "smith", "jones", "garcia", "muller", "tanaka", "martin", "brown", "wilson", "taylor", "lee", "silva", "kim",
-    "novak", "rossi", "dubois", "sato", "walker", "young", "king", "wright",
+    "smith", "jones", "garcia", "muller", "tanaka", "martin", "brown", "wilson", "taylor", "lee",
+    "silva", "kim", "novak", "rossi", "dubois", "sato", "walker", "young", "king", "wright",
 ];
-const FREEMAIL: &[&str] = &["gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "proton.me"];
+const FREEMAIL: &[&str] = &[
+    "gmail.com",
+    "yahoo.com",
+    "outlook.com",
+    "hotmail.com",
+    "icloud.com",
+    "proton.me",
+];
 
 /// The company (CS platform account) a Stripe customer belongs to: the matcher's label.
 #[derive(Debug, Clone)]
@@ -346,16 +507,24 @@ fn company(k: usize, cur: &str) -> Company {
     let a = COMPANY_A[k % COMPANY_A.len()];
     let b = COMPANY_B[(k / COMPANY_A.len()) % COMPANY_B.len()];
     let round = k / (COMPANY_A.len() * COMPANY_B.len());
-    let name = if round == 0 { format!("{a} {b}") } else { format!("{a} {b} {}", round + 1) };
+    let name = if round == 0 {
+        format!("{a} {b}")
+    } else {
+        format!("{a} {b} {}", round + 1)
+    };
     let tld = match cur {
         "eur" => "de",
         "gbp" => "co.uk",
         "jpy" => "jp",
         "cad" => "ca",
-        _ if k % 3 == 0 => "io",
+        _ if matches!(k % 3, 0) => "io",
         _ => "com",
     };
-    let slug: String = name.to_lowercase().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let slug: String = name
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
     Company {
         id: format!("cscx_{:07}", k + 1),
         name,
@@ -386,8 +555,20 @@ enum Profile {
     Unpaid,
 }
 
-const DECLINES: &[&str] = &["insufficient_funds", "generic_decline", "do_not_honor", "expired_card", "lost_card"];
-const BRANDS: &[(&str, &str)] = &[("visa", "credit"), ("mastercard", "credit"), ("amex", "credit"), ("discover", "credit"), ("visa", "debit")];
+const DECLINES: &[&str] = &[
+    "insufficient_funds",
+    "generic_decline",
+    "do_not_honor",
+    "expired_card",
+    "lost_card",
+];
+const BRANDS: &[(&str, &str)] = &[
+    ("visa", "credit"),
+    ("mastercard", "credit"),
+    ("amex", "credit"),
+    ("discover", "credit"),
+    ("visa", "debit"),
+];
 
 #[allow(clippy::too_many_arguments)]
 fn generate_book(
@@ -460,7 +641,10 @@ fn gen_customer(
         c.metadata.insert("cscx_account_id".into(), comp.id.clone());
     }
     if rng.chance(0.2) {
-        c.metadata.insert("signup_source".into(), (*rng.pick(&["web", "sales", "partner"])).into());
+        c.metadata.insert(
+            "signup_source".into(),
+            (*rng.pick(&["web", "sales", "partner"])).into(),
+        );
     }
     let profile = match rng.weighted(&[84, 6, 7, 3]) {
         0 => Profile::Healthy,
@@ -494,7 +678,8 @@ fn gen_customer(
                 }
             }
         };
-        let decline = (i == 0 && matches!(profile, Profile::PastDue | Profile::Unpaid)).then(|| rng.pick(DECLINES).to_string());
+        let decline = (i == 0 && matches!(profile, Profile::PastDue | Profile::Unpaid))
+            .then(|| rng.pick(DECLINES).to_string());
         let pm = PaymentMethod {
             id: ids.next("pm"),
             object: Lit("payment_method"),
@@ -507,14 +692,16 @@ fn gen_customer(
             },
             card: Card {
                 brand: brand.into(),
-                country: Some(match cur {
-                    "eur" => "DE",
-                    "gbp" => "GB",
-                    "jpy" => "JP",
-                    "cad" => "CA",
-                    _ => "US",
-                }
-                .into()),
+                country: Some(
+                    match cur {
+                        "eur" => "DE",
+                        "gbp" => "GB",
+                        "jpy" => "JP",
+                        "cad" => "CA",
+                        _ => "US",
+                    }
+                    .into(),
+                ),
                 exp_month: em,
                 exp_year: ey,
                 funding: funding.into(),
@@ -534,7 +721,7 @@ fn gen_customer(
     }
     c.invoice_settings.default_payment_method = default_pm.clone();
     let mut inv_seq = 1;
-    let n_subs = if rng.chance(0.15) { 2 } else { 1 };
+    let n_subs = if rng.chance(0.35) { 2 } else { 1 };
     let mut delinquent = false;
     for s in 0..n_subs {
         let forced = match (s, profile) {
@@ -543,10 +730,30 @@ fn gen_customer(
             _ => None,
         };
         let status = forced.unwrap_or_else(|| {
-            ["active", "trialing", "canceled", "incomplete", "incomplete_expired", "paused", "active_paused", "active_cape"]
-                [rng.weighted(&[70, 7, 15, 1, 1, 1, 2, 6])]
+            [
+                "active",
+                "trialing",
+                "canceled",
+                "incomplete",
+                "incomplete_expired",
+                "paused",
+                "active_paused",
+                "active_cape",
+            ][rng.weighted(&[70, 7, 15, 1, 1, 1, 2, 6])]
         });
-        let d = gen_subscription(book, ids, rng, cat, &c, cur, now, created, status, profile, &mut inv_seq);
+        let d = gen_subscription(
+            book,
+            ids,
+            rng,
+            cat,
+            &c,
+            cur,
+            now,
+            created,
+            status,
+            profile,
+            &mut inv_seq,
+        );
         delinquent |= d;
     }
     c.delinquent = delinquent;
@@ -594,10 +801,18 @@ fn gen_subscription(
                 cat.seats_graduated[cur].clone()
             }
         } else {
-            cat.seats.get(&(cur.to_string(), iv, ic)).cloned().unwrap_or_else(|| cat.seats_volume[cur].clone())
+            cat.seats
+                .get(&(cur.to_string(), iv, ic))
+                .cloned()
+                .unwrap_or_else(|| cat.seats_volume[cur].clone())
         };
         // Keep every item on the plan's interval (Stripe requires it).
-        if seats.recurring.as_ref().map(|r| (r.interval, r.interval_count)) == Some((iv, ic)) {
+        if seats
+            .recurring
+            .as_ref()
+            .map(|r| (r.interval, r.interval_count))
+            == Some((iv, ic))
+        {
             items.push((seats, Some(rng.range(2, 60))));
         }
     }
@@ -702,7 +917,14 @@ fn gen_subscription(
             tax_rates: EmptyList,
         })
         .collect();
-    let mut sub = crate::api::new_subscription(sub_id.clone(), c.id.clone(), cur.to_string(), start, sub_items, discount);
+    let mut sub = crate::api::new_subscription(
+        sub_id.clone(),
+        c.id.clone(),
+        cur.to_string(),
+        start,
+        sub_items,
+        discount,
+    );
     sub.status = real_status;
     sub.trial_start = trial_end.map(|_| start);
     sub.trial_end = trial_end;
@@ -725,7 +947,19 @@ fn gen_subscription(
 
     // Trial invoice ($0).
     if let Some(te) = trial_end {
-        h.invoice(book, ids, rng, &sub, inv_seq, start, start, te, "subscription_create", Pay::Free, now);
+        h.invoice(
+            book,
+            ids,
+            rng,
+            &sub,
+            inv_seq,
+            start,
+            start,
+            te,
+            "subscription_create",
+            Pay::Free,
+            now,
+        );
     }
     match real_status {
         "trialing" => sub.set_period(start, trial_end.unwrap_or(start)),
@@ -737,8 +971,24 @@ fn gen_subscription(
         "incomplete" | "incomplete_expired" => {
             let end = add_interval(start, iv, ic);
             sub.set_period(start, end);
-            let mode = if real_status == "incomplete" { Pay::FirstFailedOpen } else { Pay::FirstFailedVoid };
-            h.invoice(book, ids, rng, &sub, inv_seq, start, start, end, "subscription_create", mode, now);
+            let mode = if real_status == "incomplete" {
+                Pay::FirstFailedOpen
+            } else {
+                Pay::FirstFailedVoid
+            };
+            h.invoice(
+                book,
+                ids,
+                rng,
+                &sub,
+                inv_seq,
+                start,
+                start,
+                end,
+                "subscription_create",
+                mode,
+                now,
+            );
             if real_status == "incomplete_expired" {
                 sub.ended_at = Some(start + engine::INCOMPLETE_WINDOW);
             }
@@ -749,7 +999,10 @@ fn gen_subscription(
             let churn_at = if canceled {
                 // Ended some time in the last year, after at least one period.
                 let first_end = add_interval(anchor, iv, ic);
-                Some(rng.range(first_end.min(now - DAY), now - DAY).max(anchor + 1))
+                Some(
+                    rng.range(first_end.min(now - DAY), now - DAY)
+                        .max(anchor + 1),
+                )
             } else {
                 None
             };
@@ -769,13 +1022,19 @@ fn gen_subscription(
                         _ if t > now - 3600 && rng.chance(0.5) => Pay::Draft,
                         _ => Pay::Paid(false),
                     }
-                } else if matches!(profile, Profile::Recovering) && rng.chance(0.35) || rng.chance(0.03) {
+                } else if matches!(profile, Profile::Recovering) && rng.chance(0.35)
+                    || rng.chance(0.03)
+                {
                     Pay::Paid(true)
                 } else {
                     Pay::Paid(false)
                 };
                 if t >= history_floor || is_current {
-                    let reason = if first { "subscription_create" } else { "subscription_cycle" };
+                    let reason = if first {
+                        "subscription_create"
+                    } else {
+                        "subscription_cycle"
+                    };
                     if h.invoice(book, ids, rng, &sub, inv_seq, t, t, end, reason, mode, now) {
                         delinquent = true;
                     }
@@ -789,11 +1048,30 @@ fn gen_subscription(
             }
             if let Some(ch) = churn_at {
                 sub.status = "canceled";
-                sub.canceled_at = Some(if involuntary { ch } else { ch - rng.range(0, 20 * DAY) });
+                sub.canceled_at = Some(if involuntary {
+                    ch
+                } else {
+                    ch - rng.range(0, 20 * DAY)
+                });
                 sub.ended_at = Some(ch);
-                sub.cancellation_details.reason = Some(if involuntary { "payment_failed" } else { "cancellation_requested" }.into());
+                sub.cancellation_details.reason = Some(
+                    if involuntary {
+                        "payment_failed"
+                    } else {
+                        "cancellation_requested"
+                    }
+                    .into(),
+                );
                 if !involuntary && rng.chance(0.5) {
-                    sub.cancellation_details.feedback = Some((*rng.pick(&["too_expensive", "missing_features", "switched_service", "unused"])).into());
+                    sub.cancellation_details.feedback = Some(
+                        (*rng.pick(&[
+                            "too_expensive",
+                            "missing_features",
+                            "switched_service",
+                            "unused",
+                        ]))
+                        .into(),
+                    );
                 }
                 delinquent = false;
             }
@@ -812,11 +1090,19 @@ fn gen_subscription(
         }
     }
     // latest_invoice
-    sub.latest_invoice = book.invoices.ids_for_customer(&c.id).into_iter().rev().find(|i| {
-        book.invoices.get(i).is_some_and(|inv| inv.subscription.as_deref() == Some(sub_id.as_str()))
-    });
+    sub.latest_invoice = book
+        .invoices
+        .ids_for_customer(&c.id)
+        .into_iter()
+        .rev()
+        .find(|i| {
+            book.invoices
+                .get(i)
+                .is_some_and(|inv| inv.subscription.as_deref() == Some(sub_id.as_str()))
+        });
     if rng.chance(0.1) {
-        sub.metadata.insert("plan_tier".into(), format!("tier_{plan_idx}"));
+        sub.metadata
+            .insert("plan_tier".into(), format!("tier_{plan_idx}"));
     }
     book.subscriptions.push_unsorted(sub);
     delinquent
@@ -870,14 +1156,22 @@ impl History<'_> {
         let mut lines = vec![];
         let mut subtotal = 0;
         for it in &sub.items.data {
-            let amount = if pay == Pay::Free { 0 } else { engine::item_amount(&it.price, it.quantity.unwrap_or(1)) };
+            let amount = if pay == Pay::Free {
+                0
+            } else {
+                engine::item_amount(&it.price, it.quantity.unwrap_or(1))
+            };
             subtotal += amount;
             lines.push(InvoiceLine {
                 id: ids.next("il"),
                 object: Lit("line_item"),
                 amount,
                 currency: self.cur.to_string(),
-                description: Some(format!("{} × {}", it.quantity.unwrap_or(1), it.price.nickname.clone().unwrap_or_default())),
+                description: Some(format!(
+                    "{} × {}",
+                    it.quantity.unwrap_or(1),
+                    it.price.nickname.clone().unwrap_or_default()
+                )),
                 discount_amounts: EmptyList,
                 discountable: true,
                 discounts: EmptyList,
@@ -889,13 +1183,18 @@ impl History<'_> {
                     subscription_item_details: Some(SubscriptionItemDetails {
                         invoice_item: Null,
                         proration: false,
-                        proration_details: ProrationDetails { credited_items: Null },
+                        proration_details: ProrationDetails {
+                            credited_items: Null,
+                        },
                         subscription: self.sub_id.clone(),
                         subscription_item: it.id.clone(),
                     }),
                     kind: Lit("subscription_item_details"),
                 },
-                period: Period { end: period_end, start: period_start },
+                period: Period {
+                    end: period_end,
+                    start: period_start,
+                },
                 pretax_credit_amounts: EmptyList,
                 pricing: LinePricing {
                     price_details: PriceDetails {
@@ -962,13 +1261,23 @@ impl History<'_> {
                 let n = rng.range(1, 2);
                 (0..n).map(|i| retry_time(created, i)).collect()
             }
-            Pay::FailingOpen(false) => (0..4).map(|i| retry_time(created, i)).filter(|t| *t <= now).take(3).collect(),
-            Pay::FailingOpen(true) | Pay::FailingClosed => (0..4).map(|i| retry_time(created, i)).collect(),
+            Pay::FailingOpen(false) => (0..4)
+                .map(|i| retry_time(created, i))
+                .filter(|t| *t <= now)
+                .take(3)
+                .collect(),
+            Pay::FailingOpen(true) | Pay::FailingClosed => {
+                (0..4).map(|i| retry_time(created, i)).collect()
+            }
             Pay::FirstFailedOpen | Pay::FirstFailedVoid => vec![created],
             _ => vec![],
         };
         let pi_id = ids.next("pi");
-        let pm = self.pm.as_ref().and_then(|p| book.payment_methods.get(p)).cloned();
+        let pm = self
+            .pm
+            .as_ref()
+            .and_then(|p| book.payment_methods.get(p))
+            .cloned();
         let mut pi = engine::new_payment_intent(
             pi_id.clone(),
             created,
@@ -982,7 +1291,17 @@ impl History<'_> {
         let mut last_charge = None;
         for t in &failures {
             let ch_id = ids.next("ch");
-            let ch = engine::new_charge(ch_id.clone(), *t, total, self.cur, &self.customer.id, pm.as_ref(), Some(pi_id.clone()), Some(inv_id.clone()), Some(&self.decline));
+            let ch = engine::new_charge(
+                ch_id.clone(),
+                *t,
+                total,
+                self.cur,
+                &self.customer.id,
+                pm.as_ref(),
+                Some(pi_id.clone()),
+                Some(inv_id.clone()),
+                Some(&self.decline),
+            );
             book.charges.push_unsorted(ch);
             pi.last_payment_error = Some(LastPaymentError {
                 charge: ch_id.clone(),
@@ -1002,7 +1321,17 @@ impl History<'_> {
             Pay::Paid(_) => {
                 let paid_at = retry_time(created, failures.len() as i64) + rng.range(1, 120);
                 let ch_id = ids.next("ch");
-                let ch = engine::new_charge(ch_id.clone(), paid_at, total, self.cur, &self.customer.id, pm.as_ref(), Some(pi_id.clone()), Some(inv_id.clone()), None);
+                let ch = engine::new_charge(
+                    ch_id.clone(),
+                    paid_at,
+                    total,
+                    self.cur,
+                    &self.customer.id,
+                    pm.as_ref(),
+                    Some(pi_id.clone()),
+                    Some(inv_id.clone()),
+                    None,
+                );
                 book.charges.push_unsorted(ch);
                 pi.status = "succeeded";
                 pi.amount_received = total;
@@ -1017,7 +1346,11 @@ impl History<'_> {
                 inv.status_transitions.paid_at = Some(paid_at);
             }
             Pay::FailingOpen(exhausted) => {
-                inv.next_payment_attempt = if exhausted { None } else { Some(retry_time(created, failures.len() as i64)) };
+                inv.next_payment_attempt = if exhausted {
+                    None
+                } else {
+                    Some(retry_time(created, failures.len() as i64))
+                };
                 if exhausted && rng.chance(0.3) {
                     inv.status = "uncollectible";
                     inv.status_transitions.marked_uncollectible_at = failures.last().copied();
@@ -1171,7 +1504,12 @@ fn mrr_rules() -> BTreeMap<String, String> {
     .collect()
 }
 
-fn compute_truth(state: &State, opts: &SeedOptions, now: i64, labels: &HashMap<String, Company>) -> Truth {
+fn compute_truth(
+    state: &State,
+    opts: &SeedOptions,
+    now: i64,
+    labels: &HashMap<String, Company>,
+) -> Truth {
     let (ny, nm) = ym(now);
     let soon_limit = if nm == 12 { (ny + 1, 1) } else { (ny, nm + 1) };
     let mut totals = Totals::default();
@@ -1183,24 +1521,48 @@ fn compute_truth(state: &State, opts: &SeedOptions, now: i64, labels: &HashMap<S
     for acct in accounts {
         let book = &state.books[acct];
         for cid in book.customers.ids() {
-            let Some(c) = book.customers.get(&cid) else { continue };
-            let Some(comp) = labels.get(&cid) else { continue };
-            let subs: Vec<&Subscription> = book.subscriptions.ids_for_customer(&cid).iter().filter_map(|s| book.subscriptions.get(s)).collect();
+            let Some(c) = book.customers.get(&cid) else {
+                continue;
+            };
+            let Some(comp) = labels.get(&cid) else {
+                continue;
+            };
+            let subs: Vec<&Subscription> = book
+                .subscriptions
+                .ids_for_customer(&cid)
+                .iter()
+                .filter_map(|s| book.subscriptions.get(s))
+                .collect();
             all_subs.extend(subs.iter().copied());
             let mut invoice_counts = BTreeMap::new();
             for i in book.invoices.ids_for_customer(&cid) {
                 if let Some(inv) = book.invoices.get(&i) {
                     *invoice_counts.entry(inv.status.to_string()).or_insert(0) += 1;
-                    *totals.invoices_by_status.entry(inv.status.to_string()).or_insert(0) += 1;
+                    *totals
+                        .invoices_by_status
+                        .entry(inv.status.to_string())
+                        .or_insert(0) += 1;
                     totals.invoices += 1;
                 }
             }
-            let charges: Vec<&Charge> = book.charges.ids_for_customer(&cid).iter().filter_map(|i| book.charges.get(i)).collect();
+            let charges: Vec<&Charge> = book
+                .charges
+                .ids_for_customer(&cid)
+                .iter()
+                .filter_map(|i| book.charges.get(i))
+                .collect();
             totals.charges += charges.len();
             let failed = charges.iter().filter(|c| c.status == "failed").count();
-            let failed_30d = charges.iter().filter(|c| c.status == "failed" && c.created > now - 30 * DAY && c.created <= now).count();
+            let failed_30d = charges
+                .iter()
+                .filter(|c| c.status == "failed" && c.created > now - 30 * DAY && c.created <= now)
+                .count();
             totals.failed_payment_attempts += failed;
-            let last_ok = charges.iter().filter(|c| c.status == "succeeded").map(|c| c.created).max();
+            let last_ok = charges
+                .iter()
+                .filter(|c| c.status == "succeeded")
+                .map(|c| c.created)
+                .max();
             let default_pm = c.invoice_settings.default_payment_method.clone();
             let cards: Vec<CardTruth> = book
                 .payment_methods
@@ -1226,7 +1588,10 @@ fn compute_truth(state: &State, opts: &SeedOptions, now: i64, labels: &HashMap<S
             let sub_truth: Vec<SubscriptionTruth> = subs
                 .iter()
                 .map(|s| {
-                    *totals.subscriptions_by_status.entry(s.status.to_string()).or_insert(0) += 1;
+                    *totals
+                        .subscriptions_by_status
+                        .entry(s.status.to_string())
+                        .or_insert(0) += 1;
                     let (iv, n) = s.interval();
                     SubscriptionTruth {
                         id: s.id.clone(),
@@ -1245,7 +1610,9 @@ fn compute_truth(state: &State, opts: &SeedOptions, now: i64, labels: &HashMap<S
                 totals.customers_delinquent += 1;
             }
             let email = c.email.clone();
-            let freemail = email.as_deref().is_some_and(|e| FREEMAIL.iter().any(|d| e.ends_with(&format!("@{d}"))));
+            let freemail = email
+                .as_deref()
+                .is_some_and(|e| FREEMAIL.iter().any(|d| e.ends_with(&format!("@{d}"))));
             companies
                 .entry(comp.id.clone())
                 .or_insert_with(|| CompanyTruth {
@@ -1299,9 +1666,15 @@ mod tests {
     fn same_seed_same_truth() {
         let (_, a) = generate(120, 42);
         let (_, b) = generate(120, 42);
-        assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
         let (_, c) = generate(120, 43);
-        assert_ne!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&c).unwrap());
+        assert_ne!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&c).unwrap()
+        );
     }
 
     #[test]
@@ -1324,7 +1697,9 @@ mod tests {
         // Every invoice's subscription and customer exist.
         for inv in book.invoices.values() {
             assert!(book.customers.contains(&inv.customer));
-            assert!(book.subscriptions.contains(inv.subscription.as_deref().unwrap()));
+            assert!(book
+                .subscriptions
+                .contains(inv.subscription.as_deref().unwrap()));
             assert!(inv.amount_due >= 0 && inv.amount_paid <= inv.amount_due);
         }
         // Sum of per-customer MRR equals the total within rounding (one unit per customer).
@@ -1350,6 +1725,12 @@ mod tests {
         });
         assert_eq!(state.unclaimed_accounts.len(), 2);
         assert_eq!(t.customer_count, 20);
-        assert_eq!(t.customers.iter().filter(|c| c.account != t.platform_account).count(), 10);
+        assert_eq!(
+            t.customers
+                .iter()
+                .filter(|c| c.account != t.platform_account)
+                .count(),
+            10
+        );
     }
 }

@@ -104,7 +104,17 @@ impl FakeServer {
     pub async fn start_with_state(config: FakeConfig, state: State) -> anyhow::Result<FakeServer> {
         let listen = config.listen.clone();
         let workers = config.workers.max(1);
+        let prewarm = config.prewarm;
         let app = Arc::new(App::with_state(config, state));
+        if prewarm {
+            let state = app.state.clone();
+            std::thread::spawn(move || {
+                let s = state.read();
+                for b in s.books.values() {
+                    b.warm();
+                }
+            });
+        }
         let data = web::Data::new(app.clone());
         let server = HttpServer::new(move || {
             ActixApp::new()
@@ -123,7 +133,12 @@ impl FakeServer {
         let server = server.run();
         let handle = server.handle();
         let task = tokio::spawn(server);
-        Ok(FakeServer { addr, app, handle, task })
+        Ok(FakeServer {
+            addr,
+            app,
+            handle,
+            task,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -31,8 +31,11 @@ impl<T: Serialize> Entry<T> {
 
     /// The object's JSON (the pinned API version's shape, without expansions).
     pub fn json(&self) -> &[u8] {
-        self.json
-            .get_or_init(|| serde_json::to_vec(&self.obj).unwrap_or_default().into_boxed_slice())
+        self.json.get_or_init(|| {
+            serde_json::to_vec(&self.obj)
+                .unwrap_or_default()
+                .into_boxed_slice()
+        })
     }
 }
 
@@ -166,6 +169,13 @@ impl<T: StripeObject> Collection<T> {
             }
         }
         Some(obj)
+    }
+
+    /// Serialises every object not yet cached (see [`Entry::json`]).
+    pub fn warm(&self) {
+        for e in self.map.values() {
+            e.json();
+        }
     }
 
     /// Ids of one customer's objects, oldest first.
@@ -326,6 +336,19 @@ impl Book {
         self.payment_methods.ensure_sorted();
         self.disputes.ensure_sorted();
         self.events.ensure_sorted();
+    }
+
+    /// Fills every object's JSON cache so first list pages are as fast as later ones.
+    pub fn warm(&self) {
+        self.customers.warm();
+        self.products.warm();
+        self.prices.warm();
+        self.coupons.warm();
+        self.subscriptions.warm();
+        self.invoices.warm();
+        self.charges.warm();
+        self.payment_intents.warm();
+        self.payment_methods.warm();
     }
 
     /// Finds a discount by id (discounts live on their subscription).
@@ -516,7 +539,10 @@ mod tests {
             ..Default::default()
         };
         let p = c.page(&q, None, |_| true).unwrap();
-        assert_eq!(ids(&p), vec!["cus_0009", "cus_0008", "cus_0007", "cus_0006"]);
+        assert_eq!(
+            ids(&p),
+            vec!["cus_0009", "cus_0008", "cus_0007", "cus_0006"]
+        );
         let p = c.page(&q, None, |c| c.id.ends_with('8')).unwrap();
         assert_eq!(ids(&p), vec!["cus_0008"]);
     }

@@ -125,9 +125,16 @@ impl WebhookQueue {
     }
 }
 
-async fn deliver_loop(mut rx: mpsc::UnboundedReceiver<Delivery>, config: WebhookConfig, stats: Arc<Stats>) {
+async fn deliver_loop(
+    mut rx: mpsc::UnboundedReceiver<Delivery>,
+    config: WebhookConfig,
+    stats: Arc<Stats>,
+) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(30)).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "webhook client could not be built; deliveries disabled");
@@ -165,10 +172,16 @@ async fn deliver_loop(mut rx: mpsc::UnboundedReceiver<Delivery>, config: Webhook
                 let (url, secret) = if d.connect {
                     match &config.connect_url {
                         Some(u) => (u.clone(), config.connect_secret.clone()),
-                        None => (config.url.clone().unwrap_or_default(), config.secret.clone()),
+                        None => (
+                            config.url.clone().unwrap_or_default(),
+                            config.secret.clone(),
+                        ),
                     }
                 } else {
-                    (config.url.clone().unwrap_or_default(), config.secret.clone())
+                    (
+                        config.url.clone().unwrap_or_default(),
+                        config.secret.clone(),
+                    )
                 };
                 if !send_once(&client, &url, &secret, &d.body, &stats).await {
                     let client = client.clone();
@@ -192,7 +205,13 @@ async fn deliver_loop(mut rx: mpsc::UnboundedReceiver<Delivery>, config: Webhook
     }
 }
 
-async fn send_once(client: &reqwest::Client, url: &str, secret: &str, body: &str, stats: &Stats) -> bool {
+async fn send_once(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    body: &str,
+    stats: &Stats,
+) -> bool {
     stats.attempts.fetch_add(1, Ordering::Relaxed);
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -201,8 +220,14 @@ async fn send_once(client: &reqwest::Client, url: &str, secret: &str, body: &str
     let res = client
         .post(url)
         .header("Content-Type", "application/json; charset=utf-8")
-        .header("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
-        .header("Stripe-Signature", signature_header(secret, t, body.as_bytes()))
+        .header(
+            "User-Agent",
+            "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        )
+        .header(
+            "Stripe-Signature",
+            signature_header(secret, t, body.as_bytes()),
+        )
         .body(body.to_string())
         .send()
         .await;

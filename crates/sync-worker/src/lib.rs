@@ -6,17 +6,25 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use platform::{
     amqp::{QueueSpec, Topology},
     config::{CommonSettings, HttpSettings},
-    service::ServiceSpec,
+    service::{ServiceSettings, ServiceSpec},
 };
-use serde::Deserialize;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/billing");
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Settings {
-    #[serde(flatten)]
     pub common: CommonSettings,
     pub sync_worker: HttpSettings,
+}
+
+impl ServiceSettings for Settings {
+    fn from_config(raw: &platform::config::Raw) -> anyhow::Result<Self> {
+        Ok(Self { common: platform::config::section(raw, "")?, sync_worker: platform::config::section(raw, "sync_worker")? })
+    }
+
+    fn common(&self) -> &CommonSettings {
+        &self.common
+    }
 }
 
 pub fn spec() -> ServiceSpec {
