@@ -112,7 +112,8 @@ mod tests {
         };
         let encoded = expected.encode_to_vec();
         assert_eq!(hex::encode(&encoded), GOLDEN_STRIPE_EVENT);
-        let decoded = v1::StripeEventReceived::decode(&*hex::decode(GOLDEN_STRIPE_EVENT).unwrap()).unwrap();
+        let decoded =
+            v1::StripeEventReceived::decode(&*hex::decode(GOLDEN_STRIPE_EVENT).unwrap()).unwrap();
         assert_eq!(decoded, expected);
         assert_eq!(decoded.routing_key(), "invoice.payment_failed");
     }
@@ -121,9 +122,15 @@ mod tests {
 
     #[test]
     fn sync_job_routing_keys() {
-        let job = v1::SyncJob { kind: v1::sync_job::Kind::Backfill as i32, ..Default::default() };
+        let job = v1::SyncJob {
+            kind: v1::sync_job::Kind::Backfill as i32,
+            ..Default::default()
+        };
         assert_eq!(job.routing_key(), "backfill");
-        let bad = v1::SyncJob { kind: 99, ..Default::default() };
+        let bad = v1::SyncJob {
+            kind: 99,
+            ..Default::default()
+        };
         assert_eq!(bad.routing_key(), "unspecified");
     }
 }

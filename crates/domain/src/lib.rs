@@ -6,6 +6,7 @@
 //! - [`decimal`]: exact decimals for Stripe's `*_decimal` strings and percentages.
 //! - [`mrr`]: monthly recurring revenue of a subscription, by Stripe's rules.
 //! - [`movement`]: how an MRR change is classified (new, expansion, churn, …).
+//! - [`webhook_signature`]: Stripe's `Stripe-Signature` scheme, verified and produced.
 
 pub mod decimal;
 pub mod ids;
@@ -13,6 +14,7 @@ pub mod money;
 pub mod movement;
 pub mod mrr;
 mod ratio;
+pub mod webhook_signature;
 
 pub use decimal::{Decimal, DecimalError};
 pub use ids::{

@@ -1,11 +1,19 @@
 //! `ingress`: the only internet-facing service. Verifies Stripe webhooks, stores each event
 //! once in the `ingress` schema and relays it to the `stripe.events` exchange.
 
+pub mod app;
+pub mod envelope;
+pub mod relay;
+pub mod routes;
+pub mod schema;
+pub mod settings;
+pub mod store;
+
 use contracts::exchanges;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use platform::{
     amqp::Topology,
-    config::{CommonSettings, HttpSettings},
+    config::CommonSettings,
     service::{ServiceSettings, ServiceSpec},
 };
 
@@ -14,12 +22,16 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/i
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub common: CommonSettings,
-    pub ingress: HttpSettings,
+    pub ingress: settings::IngressSettings,
 }
 
 impl ServiceSettings for Settings {
     fn from_config(raw: &platform::config::Raw) -> anyhow::Result<Self> {
-        Ok(Self { common: platform::config::section(raw, "")?, ingress: platform::config::section(raw, "ingress")? })
+        Ok(Self {
+            common: platform::config::section(raw, "")?,
+            ingress: platform::config::section::<settings::IngressSettings>(raw, "ingress")?
+                .with_env_secrets(),
+        })
     }
 
     fn common(&self) -> &CommonSettings {

@@ -3,5 +3,11 @@
 
 #[tokio::test(flavor = "multi_thread")]
 async fn starts_serves_health_and_stops_gracefully() {
-    platform::testing::assert_service_lifecycle(env!("CARGO_BIN_EXE_ingress"), "ingress", &ingress::spec()).await;
+    platform::testing::assert_service_lifecycle(
+        env!("CARGO_BIN_EXE_ingress"),
+        "ingress",
+        &ingress::spec(),
+        &[("STRIPE_WEBHOOK_SECRET", "whsec_lifecycle")],
+    )
+    .await;
 }

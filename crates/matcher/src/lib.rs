@@ -18,7 +18,10 @@ pub struct Settings {
 
 impl ServiceSettings for Settings {
     fn from_config(raw: &platform::config::Raw) -> anyhow::Result<Self> {
-        Ok(Self { common: platform::config::section(raw, "")?, matcher: platform::config::section(raw, "matcher")? })
+        Ok(Self {
+            common: platform::config::section(raw, "")?,
+            matcher: platform::config::section(raw, "matcher")?,
+        })
     }
 
     fn common(&self) -> &CommonSettings {

@@ -5,5 +5,12 @@ use platform::service::{bootstrap, execute, no_consumers, Cli};
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let (settings, _telemetry) = bootstrap::<matcher::Settings>("matcher")?;
-    execute(cli.command(), &matcher::spec(), &settings.common, settings.matcher.listen, no_consumers()).await
+    execute(
+        cli.command(),
+        &matcher::spec(),
+        &settings.common,
+        settings.matcher.listen,
+        no_consumers(),
+    )
+    .await
 }

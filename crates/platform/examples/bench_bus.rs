@@ -13,7 +13,10 @@ use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use hdrhistogram::Histogram;
 use platform::{
-    amqp::{run_consumer, Broker, ConsumerOptions, HandleError, Handler, Incoming, Outgoing, Publisher, QueueSpec, Topology},
+    amqp::{
+        run_consumer, Broker, ConsumerOptions, HandleError, Handler, Incoming, Outgoing, Publisher,
+        QueueSpec, Topology,
+    },
     db::PgPool,
     testing::TestEnv,
     CancellationToken,
@@ -42,7 +45,11 @@ struct TimingHandler {
 
 impl Handler for TimingHandler {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
-        let sent_ns = u64::from_le_bytes(message.payload[8..16].try_into().map_err(HandleError::permanent)?);
+        let sent_ns = u64::from_le_bytes(
+            message.payload[8..16]
+                .try_into()
+                .map_err(HandleError::permanent)?,
+        );
         let mut conn = self.pool.get().await.map_err(HandleError::transient)?;
         let id = message.message_id.clone();
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
@@ -96,7 +103,14 @@ async fn main() -> anyhow::Result<()> {
                 let batch: Vec<Outgoing> = (0..BATCH)
                     .map(|_| {
                         seq += 1;
-                        Outgoing::protobuf("bench", "throughput", format!("t-{seq}"), "bench.v1.Tick", "bench", payload(seq, Instant::now(), origin))
+                        Outgoing::protobuf(
+                            "bench",
+                            "throughput",
+                            format!("t-{seq}"),
+                            "bench.v1.Tick",
+                            "bench",
+                            payload(seq, Instant::now(), origin),
+                        )
                     })
                     .collect();
                 publisher.publish_all(&batch).await?;
@@ -112,12 +126,23 @@ async fn main() -> anyhow::Result<()> {
     println!("confirmed publishes: {THROUGHPUT_MESSAGES} in {:.2} s over {PUBLISHERS} publishers, batches of {BATCH} (quorum queue, persistent)", elapsed.as_secs_f64());
 
     // 2. Latency at a steady 1,000 msg/s: publish (confirmed) → consume → DB commit → ack.
-    let latencies = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
-    let handler = Arc::new(TimingHandler { pool: pool.clone(), origin, latencies: latencies.clone() });
+    let latencies = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let handler = Arc::new(TimingHandler {
+        pool: pool.clone(),
+        origin,
+        latencies: latencies.clone(),
+    });
     let cancel = CancellationToken::new();
     let mut options = ConsumerOptions::from_settings("latency", &amqp);
     options.concurrency = 16;
-    let consumer = tokio::spawn(run_consumer(broker.clone(), options, handler, cancel.clone()));
+    let consumer = tokio::spawn(run_consumer(
+        broker.clone(),
+        options,
+        handler,
+        cancel.clone(),
+    ));
     let total = LATENCY_RATE * LATENCY_SECONDS;
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / LATENCY_RATE));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -126,7 +151,14 @@ async fn main() -> anyhow::Result<()> {
         ticker.tick().await;
         let publisher = publisher.clone();
         inflight.spawn(async move {
-            let m = Outgoing::protobuf("bench", "latency", format!("l-{seq}"), "bench.v1.Tick", "bench", payload(seq, Instant::now(), origin));
+            let m = Outgoing::protobuf(
+                "bench",
+                "latency",
+                format!("l-{seq}"),
+                "bench.v1.Tick",
+                "bench",
+                payload(seq, Instant::now(), origin),
+            );
             publisher.publish(&m).await
         });
         while let Some(done) = inflight.try_join_next() {
@@ -152,6 +184,9 @@ async fn main() -> anyhow::Result<()> {
     );
     env.cleanup(&[&broker]).await;
     println!("RESULT bus_confirmed_publish_per_s {per_s:.0}");
-    println!("RESULT bus_latency_p99_ms {:.2}", h.value_at_quantile(0.99) as f64 / 1000.0);
+    println!(
+        "RESULT bus_latency_p99_ms {:.2}",
+        h.value_at_quantile(0.99) as f64 / 1000.0
+    );
     Ok(())
 }

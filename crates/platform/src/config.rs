@@ -80,11 +80,15 @@ pub fn load() -> anyhow::Result<Raw> {
     if let Ok(path) = std::env::var("BILLING_ENV_FILE") {
         dotenvy::from_path(&path).with_context(|| format!("reading env file {path}"))?;
     }
-    let dir = std::env::var("BILLING_CONFIG_DIR").map_or_else(|_| PathBuf::from("config"), PathBuf::from);
+    let dir =
+        std::env::var("BILLING_CONFIG_DIR").map_or_else(|_| PathBuf::from("config"), PathBuf::from);
     let env_name = std::env::var("BILLING_ENV").unwrap_or_else(|_| "local".into());
 
     let mut builder = config::Config::builder()
-        .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml))
+        .add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ))
         .add_source(config::File::from(dir.join(format!("{env_name}.toml"))).required(false))
         .add_source(
             config::Environment::with_prefix("BILLING")
@@ -104,7 +108,11 @@ pub fn load() -> anyhow::Result<Raw> {
 /// read one at a time rather than through `#[serde(flatten)]`, which would lose the key path
 /// that the error message must name.
 pub fn section<T: DeserializeOwned>(raw: &Raw, key: &str) -> anyhow::Result<T> {
-    let result = if key.is_empty() { raw.clone().try_deserialize::<T>() } else { raw.get::<T>(key) };
+    let result = if key.is_empty() {
+        raw.clone().try_deserialize::<T>()
+    } else {
+        raw.get::<T>(key)
+    };
     result.map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
 }
 
@@ -113,14 +121,21 @@ pub fn validate_common(common: &CommonSettings) -> Result<(), ConfigError> {
     let db = url::Url::parse(&common.database.url)
         .map_err(|e| ConfigError::new("database.url", e.to_string()))?;
     if !matches!(db.scheme(), "postgres" | "postgresql") {
-        return Err(ConfigError::new("database.url", "scheme must be postgres://"));
+        return Err(ConfigError::new(
+            "database.url",
+            "scheme must be postgres://",
+        ));
     }
     if db.path().trim_start_matches('/').is_empty() {
         return Err(ConfigError::new("database.url", "must name a database"));
     }
-    let amqp = url::Url::parse(&common.amqp.url).map_err(|e| ConfigError::new("amqp.url", e.to_string()))?;
+    let amqp = url::Url::parse(&common.amqp.url)
+        .map_err(|e| ConfigError::new("amqp.url", e.to_string()))?;
     if !matches!(amqp.scheme(), "amqp" | "amqps") {
-        return Err(ConfigError::new("amqp.url", "scheme must be amqp:// or amqps://"));
+        return Err(ConfigError::new(
+            "amqp.url",
+            "scheme must be amqp:// or amqps://",
+        ));
     }
     if common.database.pool_size == 0 {
         return Err(ConfigError::new("database.pool_size", "must be at least 1"));
@@ -129,11 +144,20 @@ pub fn validate_common(common: &CommonSettings) -> Result<(), ConfigError> {
         return Err(ConfigError::new("amqp.prefetch", "must be at least 1"));
     }
     if common.amqp.delivery_limit < 1 {
-        return Err(ConfigError::new("amqp.delivery_limit", "must be at least 1"));
+        return Err(ConfigError::new(
+            "amqp.delivery_limit",
+            "must be at least 1",
+        ));
     }
     let ns = &common.amqp.namespace;
-    if !ns.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-        return Err(ConfigError::new("amqp.namespace", "only letters, digits, '-', '_' and '.'"));
+    if !ns
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(ConfigError::new(
+            "amqp.namespace",
+            "only letters, digits, '-', '_' and '.'",
+        ));
     }
     if !common.telemetry.otlp_endpoint.is_empty() {
         url::Url::parse(&common.telemetry.otlp_endpoint)
@@ -152,22 +176,34 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(key: &'static str, reason: impl Into<String>) -> Self {
-        Self { key, reason: reason.into() }
+        Self {
+            key,
+            reason: reason.into(),
+        }
     }
 }
 
 /// Parses a duration written like `500ms`, `5s`, `5m` or `1h` (config values stay readable).
 pub fn parse_duration(key: &'static str, text: &str) -> Result<Duration, ConfigError> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| ConfigError::new(key, format!("`{text}` is not a duration")))?;
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| ConfigError::new(key, format!("`{text}` is not a duration")))?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" | "" => Duration::from_secs(n),
         "m" => Duration::from_secs(n * 60),
         "h" => Duration::from_secs(n * 3600),
-        _ => return Err(ConfigError::new(key, format!("`{text}`: unit must be ms, s, m or h"))),
+        _ => {
+            return Err(ConfigError::new(
+                key,
+                format!("`{text}`: unit must be ms, s, m or h"),
+            ))
+        }
     };
     Ok(d)
 }
@@ -179,18 +215,27 @@ mod tests {
     #[test]
     fn defaults_parse_and_validate() {
         let raw = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml))
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
             .build()
             .unwrap();
         let common: CommonSettings = raw.try_deserialize().unwrap();
         validate_common(&common).unwrap();
-        assert_eq!(common.database.url, "postgres://postgres@127.0.0.1:5432/billing");
+        assert_eq!(
+            common.database.url,
+            "postgres://postgres@127.0.0.1:5432/billing"
+        );
     }
 
     #[test]
     fn bad_values_name_their_key() {
         let raw = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml))
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
             .set_override("database.url", "mysql://x/y")
             .unwrap()
             .build()
@@ -200,18 +245,27 @@ mod tests {
         assert_eq!(err.key, "database.url");
 
         let raw = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml))
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
             .set_override("amqp.prefetch", "lots")
             .unwrap()
             .build()
             .unwrap();
-        let err = raw.try_deserialize::<CommonSettings>().unwrap_err().to_string();
+        let err = raw
+            .try_deserialize::<CommonSettings>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("amqp.prefetch"), "{err}");
     }
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("k", "500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(
+            parse_duration("k", "500ms").unwrap(),
+            Duration::from_millis(500)
+        );
         assert_eq!(parse_duration("k", "5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("k", "7").unwrap(), Duration::from_secs(7));
         assert_eq!(parse_duration("k", "3d").unwrap_err().key, "k");

@@ -32,8 +32,13 @@ pub fn pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
 
 /// Whether the pool can run a query right now (for `/readyz`).
 pub async fn ping(pool: &PgPool) -> bool {
-    let Ok(mut conn) = pool.get().await else { return false };
-    diesel::sql_query("SELECT 1").execute(&mut conn).await.is_ok()
+    let Ok(mut conn) = pool.get().await else {
+        return false;
+    };
+    diesel::sql_query("SELECT 1")
+        .execute(&mut conn)
+        .await
+        .is_ok()
 }
 
 #[derive(QueryableByName)]
@@ -47,20 +52,31 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
     let mut parsed = url::Url::parse(url).context("database.url")?;
     let name = parsed.path().trim_start_matches('/').to_string();
     anyhow::ensure!(
-        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
         "database name `{name}` must be letters, digits, '_' or '-'"
     );
     parsed.set_path("/postgres");
-    let mut admin = AsyncPgConnection::establish(parsed.as_str()).await.context("connecting to the postgres database")?;
-    let existing: Vec<Name> = diesel::sql_query("SELECT datname AS name FROM pg_database WHERE datname = $1")
-        .bind::<Text, _>(&name)
-        .load(&mut admin)
-        .await?;
+    let mut admin = AsyncPgConnection::establish(parsed.as_str())
+        .await
+        .context("connecting to the postgres database")?;
+    let existing: Vec<Name> =
+        diesel::sql_query("SELECT datname AS name FROM pg_database WHERE datname = $1")
+            .bind::<Text, _>(&name)
+            .load(&mut admin)
+            .await?;
     if !existing.iter().any(|row| row.name == name) {
-        match diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await {
+        match diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .await
+        {
             Ok(_) => tracing::info!(database = %name, "created database"),
             // Another service created it at the same moment.
-            Err(e) if e.to_string().contains("already exists") || e.to_string().contains("duplicate key") => {}
+            Err(e)
+                if e.to_string().contains("already exists")
+                    || e.to_string().contains("duplicate key") => {}
             Err(e) => return Err(e).context("creating the database"),
         }
     }
@@ -69,19 +85,29 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
 
 /// Applies `migrations` to `schema` (created if absent). Diesel's bookkeeping table lives in
 /// the schema too, so services never see each other's migration history.
-pub async fn migrate(url: &str, schema: &str, migrations: EmbeddedMigrations) -> anyhow::Result<Vec<String>> {
+pub async fn migrate(
+    url: &str,
+    schema: &str,
+    migrations: EmbeddedMigrations,
+) -> anyhow::Result<Vec<String>> {
     anyhow::ensure!(
         schema.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
         "schema name `{schema}` must be lowercase letters or '_'"
     );
-    let mut conn = AsyncPgConnection::establish(url).await.context("connecting for migrations")?;
+    let mut conn = AsyncPgConnection::establish(url)
+        .await
+        .context("connecting for migrations")?;
     let lock_key = format!("billing-migrate:{schema}");
     diesel::sql_query("SELECT pg_advisory_lock(hashtext($1))::text AS name")
         .bind::<Text, _>(&lock_key)
         .load::<Name>(&mut conn)
         .await?;
-    diesel::sql_query(format!("CREATE SCHEMA IF NOT EXISTS {schema}")).execute(&mut conn).await?;
-    diesel::sql_query(format!("SET search_path TO {schema}, public")).execute(&mut conn).await?;
+    diesel::sql_query(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .execute(&mut conn)
+        .await?;
+    diesel::sql_query(format!("SET search_path TO {schema}, public"))
+        .execute(&mut conn)
+        .await?;
     let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
     let applied = harness
         .run_pending_migrations(migrations)

@@ -32,7 +32,11 @@ pub struct ReadyReport {
 
 impl Readiness {
     pub fn new(needs_db: bool, needs_broker: bool) -> Arc<Self> {
-        Arc::new(Self { needs_db, needs_broker, ..Default::default() })
+        Arc::new(Self {
+            needs_db,
+            needs_broker,
+            ..Default::default()
+        })
     }
 
     pub fn set_pool(&self, pool: PgPool) {
@@ -70,8 +74,14 @@ impl Readiness {
             (true, Some(_)) => "down",
         };
         let draining = self.draining.load(Ordering::SeqCst);
-        let ready = !draining && matches!(database, "ok" | "unused") && matches!(broker, "ok" | "unused");
-        ReadyReport { ready, database, broker, draining }
+        let ready =
+            !draining && matches!(database, "ok" | "unused") && matches!(broker, "ok" | "unused");
+        ReadyReport {
+            ready,
+            database,
+            broker,
+            draining,
+        }
     }
 }
 

@@ -51,8 +51,13 @@ pub async fn migrate(spec: &ServiceSpec, common: &CommonSettings) -> anyhow::Res
     if common.database.create_if_missing {
         crate::db::ensure_database(&common.database.url).await?;
     }
-    let applied = crate::db::migrate(&common.database.url, spec.schema, (spec.migrations)()).await?;
-    tracing::info!(schema = spec.schema, count = applied.len(), "migrations up to date");
+    let applied =
+        crate::db::migrate(&common.database.url, spec.schema, (spec.migrations)()).await?;
+    tracing::info!(
+        schema = spec.schema,
+        count = applied.len(),
+        "migrations up to date"
+    );
     Ok(())
 }
 
@@ -81,7 +86,10 @@ pub async fn dependencies(
 }
 
 /// The health/metrics listener of a worker. Returns the server (to await) and its bound port.
-pub fn admin_server(listen: SocketAddr, readiness: Arc<Readiness>) -> std::io::Result<(actix_web::dev::Server, u16)> {
+pub fn admin_server(
+    listen: SocketAddr,
+    readiness: Arc<Readiness>,
+) -> std::io::Result<(actix_web::dev::Server, u16)> {
     let _ = health::prometheus();
     let server = HttpServer::new(move || {
         App::new()
@@ -103,7 +111,9 @@ pub trait ServiceSettings: Sized {
 }
 
 /// Loads the settings and initialises telemetry; fails with the offending key named.
-pub fn bootstrap<T: ServiceSettings>(service: &'static str) -> anyhow::Result<(T, crate::telemetry::TelemetryGuard)> {
+pub fn bootstrap<T: ServiceSettings>(
+    service: &'static str,
+) -> anyhow::Result<(T, crate::telemetry::TelemetryGuard)> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = T::from_config(&crate::config::load()?)?;
     crate::config::validate_common(settings.common())?;
@@ -112,7 +122,9 @@ pub fn bootstrap<T: ServiceSettings>(service: &'static str) -> anyhow::Result<(T
 }
 
 /// Starts the consumers of a service once its dependencies are up; returns their tasks.
-pub type StartConsumers = Box<dyn FnOnce(PgPool, Arc<Broker>, CancellationToken) -> Vec<tokio::task::JoinHandle<()>> + Send>;
+pub type StartConsumers = Box<
+    dyn FnOnce(PgPool, Arc<Broker>, CancellationToken) -> Vec<tokio::task::JoinHandle<()>> + Send,
+>;
 
 /// A service with no consumers yet (its behaviour lands with its own issue).
 pub fn no_consumers() -> StartConsumers {
@@ -129,7 +141,16 @@ pub async fn execute(
 ) -> anyhow::Result<()> {
     match command {
         Command::Migrate => migrate(spec, common).await,
-        Command::Serve => serve(spec, common, listen, consumers, crate::shutdown::on_signal()).await,
+        Command::Serve => {
+            serve(
+                spec,
+                common,
+                listen,
+                consumers,
+                crate::shutdown::on_signal(),
+            )
+            .await
+        }
     }
 }
 
@@ -146,7 +167,11 @@ pub async fn serve(
     let (server, port) = admin_server(listen, readiness.clone())?;
     let server_handle = server.handle();
     let server_task = tokio::spawn(server);
-    tracing::info!(service = spec.name, port, "listening for /healthz /readyz /metrics");
+    tracing::info!(
+        service = spec.name,
+        port,
+        "listening for /healthz /readyz /metrics"
+    );
 
     if let Some((pool, broker)) = dependencies(spec, common, &readiness, &cancel).await {
         let tasks = consumers(pool, broker.clone(), cancel.clone());

@@ -7,7 +7,9 @@ use opentelemetry::{propagation::TextMapPropagator as _, trace::TracerProvider a
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider, Resource};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tracing_subscriber::{layer::SubscriberExt as _, util::SubscriberInitExt as _, EnvFilter, Layer as _};
+use tracing_subscriber::{
+    layer::SubscriberExt as _, util::SubscriberInitExt as _, EnvFilter, Layer as _,
+};
 
 use crate::config::{LogFormat, TelemetrySettings};
 
@@ -38,7 +40,8 @@ pub fn init(service: &'static str, settings: &TelemetrySettings) -> anyhow::Resu
     let tracer = provider.tracer(service);
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log_filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log_filter));
     let fmt = match settings.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -48,10 +51,15 @@ pub fn init(service: &'static str, settings: &TelemetrySettings) -> anyhow::Resu
         LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
     };
     // try_init: tests and benches may initialise more than once in one process.
+    // The log filter applies to log output only: spans stay enabled for tracing even when logs
+    // are quiet, so trace context is always propagated.
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(fmt.with_filter(filter))
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+        )
         .try_init();
     Ok(TelemetryGuard { provider })
 }
@@ -66,7 +74,9 @@ pub fn current_traceparent() -> Option<String> {
 
 /// Makes `span` a child of the remote trace named by `traceparent` (ignored when malformed).
 pub fn set_remote_parent(span: &tracing::Span, traceparent: Option<&str>) {
-    let Some(traceparent) = traceparent else { return };
+    let Some(traceparent) = traceparent else {
+        return;
+    };
     let carrier = HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
     let context = TraceContextPropagator::new().extract(&carrier);
     let _ = span.set_parent(context);

@@ -16,8 +16,8 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use lapin::options::BasicGetOptions;
 use platform::{
     amqp::{
-        headers, run_consumer, Broker, ConsumerOptions, HandleError, Handler, Incoming, Outgoing, PublishError, Publisher,
-        QueueSpec, Topology,
+        headers, run_consumer, Broker, ConsumerOptions, HandleError, Handler, Incoming, Outgoing,
+        PublishError, Publisher, QueueSpec, Topology,
     },
     db::PgPool,
     testing::TestEnv,
@@ -37,20 +37,43 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Self {
         let env = TestEnv::new();
-        platform::db::ensure_database(&env.common.database.url).await.unwrap();
-        platform::db::migrate(&env.common.database.url, SCHEMA, MIGRATIONS).await.unwrap();
+        platform::db::ensure_database(&env.common.database.url)
+            .await
+            .unwrap();
+        platform::db::migrate(&env.common.database.url, SCHEMA, MIGRATIONS)
+            .await
+            .unwrap();
         // Migrating twice is a no-op.
-        assert!(platform::db::migrate(&env.common.database.url, SCHEMA, MIGRATIONS).await.unwrap().is_empty());
+        assert!(
+            platform::db::migrate(&env.common.database.url, SCHEMA, MIGRATIONS)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let pool = platform::db::pool(&env.common.database).unwrap();
-        let topology = Topology::new().exchange("events").queue(QueueSpec::new("work").bind("events", "#"));
+        let topology = Topology::new()
+            .exchange("events")
+            .queue(QueueSpec::new("work").bind("events", "#"));
         let broker = Broker::new(env.common.amqp.clone(), topology);
         broker.connection().await.unwrap();
         let publisher = Publisher::new(broker.clone());
-        Self { env, pool, broker, publisher }
+        Self {
+            env,
+            pool,
+            broker,
+            publisher,
+        }
     }
 
     fn message(&self, id: &str, body: &str) -> Outgoing {
-        let mut m = Outgoing::protobuf("events", "thing.happened", id, "test.v1.Thing", "tenant-1", body.as_bytes().to_vec());
+        let mut m = Outgoing::protobuf(
+            "events",
+            "thing.happened",
+            id,
+            "test.v1.Thing",
+            "tenant-1",
+            body.as_bytes().to_vec(),
+        );
         m.content_type = "text/plain".into();
         m
     }
@@ -70,10 +93,12 @@ impl Fixture {
             body: String,
         }
         let mut conn = self.pool.get().await.unwrap();
-        let rows: Vec<Row> = diesel::sql_query(format!("SELECT message_id, body FROM {SCHEMA}.applied ORDER BY body"))
-            .load(&mut conn)
-            .await
-            .unwrap();
+        let rows: Vec<Row> = diesel::sql_query(format!(
+            "SELECT message_id, body FROM {SCHEMA}.applied ORDER BY body"
+        ))
+        .load(&mut conn)
+        .await
+        .unwrap();
         rows.into_iter().map(|r| (r.message_id, r.body)).collect()
     }
 
@@ -104,7 +129,9 @@ impl Handler for RecordingHandler {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let body = String::from_utf8(message.payload.clone()).map_err(HandleError::permanent)?;
         if body.starts_with("poison") {
-            return Err(HandleError::permanent(anyhow::anyhow!("cannot parse {body}")));
+            return Err(HandleError::permanent(anyhow::anyhow!(
+                "cannot parse {body}"
+            )));
         }
         if body.starts_with("flaky") {
             return Err(HandleError::transient(anyhow::anyhow!("database busy")));
@@ -126,25 +153,40 @@ impl Handler for RecordingHandler {
     }
 }
 
-fn start(fx: &Fixture, handler: Arc<RecordingHandler>) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+fn start(
+    fx: &Fixture,
+    handler: Arc<RecordingHandler>,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(run_consumer(fx.broker.clone(), fx.options(), handler, cancel.clone()));
+    let task = tokio::spawn(run_consumer(
+        fx.broker.clone(),
+        fx.options(),
+        handler,
+        cancel.clone(),
+    ));
     (cancel, task)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn confirmed_messages_are_applied_once_and_acked_after_commit() {
     let fx = Fixture::new().await;
-    let messages: Vec<_> = (0..50).map(|i| fx.message(&format!("m-{i:02}"), &format!("body-{i:02}"))).collect();
+    let messages: Vec<_> = (0..50)
+        .map(|i| fx.message(&format!("m-{i:02}"), &format!("body-{i:02}")))
+        .collect();
     fx.publisher.publish_all(&messages).await.unwrap();
     // The same ids again (a publisher retry after a crash): must not be applied twice.
     fx.publisher.publish_all(&messages[..10]).await.unwrap();
     fx.publisher.publish(&messages[0]).await.unwrap();
 
-    let handler = Arc::new(RecordingHandler { pool: fx.pool.clone(), calls: AtomicU32::new(0) });
+    let handler = Arc::new(RecordingHandler {
+        pool: fx.pool.clone(),
+        calls: AtomicU32::new(0),
+    });
     let (cancel, task) = start(&fx, handler.clone());
-    fx.wait_for(async || AtomicU32::load(&handler.calls, Ordering::SeqCst) >= 61).await;
-    fx.wait_for(async || fx.broker.queue_depth("work").await.unwrap() == 0).await;
+    fx.wait_for(async || AtomicU32::load(&handler.calls, Ordering::SeqCst) >= 61)
+        .await;
+    fx.wait_for(async || fx.broker.queue_depth("work").await.unwrap() == 0)
+        .await;
     cancel.cancel();
     task.await.unwrap();
 
@@ -174,18 +216,30 @@ async fn unroutable_publish_is_an_error() {
 async fn poison_and_exhausted_messages_go_to_the_dlq_with_a_reason() {
     let fx = Fixture::new().await;
     fx.publisher
-        .publish_all(&[fx.message("p1", "poison-1"), fx.message("f1", "flaky-1"), fx.message("g1", "good-1")])
+        .publish_all(&[
+            fx.message("p1", "poison-1"),
+            fx.message("f1", "flaky-1"),
+            fx.message("g1", "good-1"),
+        ])
         .await
         .unwrap();
-    let handler = Arc::new(RecordingHandler { pool: fx.pool.clone(), calls: AtomicU32::new(0) });
+    let handler = Arc::new(RecordingHandler {
+        pool: fx.pool.clone(),
+        calls: AtomicU32::new(0),
+    });
     let (cancel, task) = start(&fx, handler.clone());
-    fx.wait_for(async || fx.broker.queue_depth("work.dlq").await.unwrap() == 2).await;
-    fx.wait_for(async || fx.broker.queue_depth("work").await.unwrap() == 0).await;
+    fx.wait_for(async || fx.broker.queue_depth("work.dlq").await.unwrap() == 2)
+        .await;
+    fx.wait_for(async || fx.broker.queue_depth("work").await.unwrap() == 0)
+        .await;
     cancel.cancel();
     task.await.unwrap();
 
     // The good message was applied; the consumer went on past the poison.
-    assert_eq!(fx.applied().await, vec![("g1".to_string(), "good-1".to_string())]);
+    assert_eq!(
+        fx.applied().await,
+        vec![("g1".to_string(), "good-1".to_string())]
+    );
     // The flaky message was delivered delivery_limit (3) times, each with 1 in-process retry.
     assert!(AtomicU32::load(&handler.calls, Ordering::SeqCst) >= 1 + 6 + 1);
 
@@ -194,7 +248,10 @@ async fn poison_and_exhausted_messages_go_to_the_dlq_with_a_reason() {
     let mut reasons = Vec::new();
     for _ in 0..2 {
         let got = channel
-            .basic_get(fx.broker.name("work.dlq").into(), BasicGetOptions { no_ack: true })
+            .basic_get(
+                fx.broker.name("work.dlq").into(),
+                BasicGetOptions { no_ack: true },
+            )
             .await
             .unwrap()
             .expect("a dead letter");
@@ -204,13 +261,20 @@ async fn poison_and_exhausted_messages_go_to_the_dlq_with_a_reason() {
                 .inner()
                 .get(k)
                 .map(|v| match v {
-                    lapin::types::AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+                    lapin::types::AMQPValue::LongString(s) => {
+                        String::from_utf8_lossy(s.as_bytes()).into_owned()
+                    }
                     other => format!("{other:?}"),
                 })
                 .unwrap_or_default()
         };
         reasons.push((
-            got.delivery.properties.message_id().clone().unwrap().to_string(),
+            got.delivery
+                .properties
+                .message_id()
+                .clone()
+                .unwrap()
+                .to_string(),
             get(headers::DEAD_LETTER_REASON),
             get(headers::ORIGINAL_EXCHANGE),
             get(headers::TENANT_ID),
@@ -220,7 +284,11 @@ async fn poison_and_exhausted_messages_go_to_the_dlq_with_a_reason() {
     assert_eq!(reasons[0].0, "f1");
     assert!(reasons[0].1.contains("database busy"), "{:?}", reasons[0]);
     assert_eq!(reasons[1].0, "p1");
-    assert!(reasons[1].1.contains("cannot parse poison-1"), "{:?}", reasons[1]);
+    assert!(
+        reasons[1].1.contains("cannot parse poison-1"),
+        "{:?}",
+        reasons[1]
+    );
     assert!(reasons[1].2.contains("events"), "{:?}", reasons[1]);
     assert!(reasons[1].3.contains("tenant-1"), "{:?}", reasons[1]);
     fx.cleanup().await;
@@ -229,7 +297,13 @@ async fn poison_and_exhausted_messages_go_to_the_dlq_with_a_reason() {
 /// Closes this test's AMQP connection from the broker side, as a broker restart would.
 fn drop_connection_on_broker(connection_name: &str) {
     let out = std::process::Command::new("rabbitmqctl")
-        .args(["list_connections", "pid", "client_properties", "--quiet", "--no-table-headers"])
+        .args([
+            "list_connections",
+            "pid",
+            "client_properties",
+            "--quiet",
+            "--no-table-headers",
+        ])
         .output()
         .expect("rabbitmqctl");
     let listing = String::from_utf8_lossy(&out.stdout);
@@ -243,15 +317,23 @@ fn drop_connection_on_broker(connection_name: &str) {
         assert!(status.success());
         closed += 1;
     }
-    assert!(closed > 0, "connection {connection_name} not found in:\n{listing}");
+    assert!(
+        closed > 0,
+        "connection {connection_name} not found in:\n{listing}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn consumer_and_publisher_recover_after_the_broker_drops_the_connection() {
     let fx = Fixture::new().await;
-    let handler = Arc::new(RecordingHandler { pool: fx.pool.clone(), calls: AtomicU32::new(0) });
+    let handler = Arc::new(RecordingHandler {
+        pool: fx.pool.clone(),
+        calls: AtomicU32::new(0),
+    });
     let (cancel, task) = start(&fx, handler.clone());
-    let first: Vec<_> = (0..20).map(|i| fx.message(&format!("a-{i:02}"), &format!("a-{i:02}"))).collect();
+    let first: Vec<_> = (0..20)
+        .map(|i| fx.message(&format!("a-{i:02}"), &format!("a-{i:02}")))
+        .collect();
     fx.publisher.publish_all(&first).await.unwrap();
     fx.wait_for(async || fx.applied().await.len() == 20).await;
 
@@ -259,7 +341,9 @@ async fn consumer_and_publisher_recover_after_the_broker_drops_the_connection() 
     fx.wait_for(async || !fx.broker.is_connected()).await;
 
     // Publishing right after the drop may fail once; a retry reconnects.
-    let second: Vec<_> = (0..20).map(|i| fx.message(&format!("b-{i:02}"), &format!("b-{i:02}"))).collect();
+    let second: Vec<_> = (0..20)
+        .map(|i| fx.message(&format!("b-{i:02}"), &format!("b-{i:02}")))
+        .collect();
     let mut published = false;
     for _ in 0..50 {
         if fx.publisher.publish_all(&second).await.is_ok() {
@@ -279,18 +363,32 @@ async fn consumer_and_publisher_recover_after_the_broker_drops_the_connection() 
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_finishes_in_flight_messages() {
     let fx = Fixture::new().await;
-    let messages: Vec<_> = (0..30).map(|i| fx.message(&format!("s-{i:02}"), &format!("s-{i:02}"))).collect();
+    let messages: Vec<_> = (0..30)
+        .map(|i| fx.message(&format!("s-{i:02}"), &format!("s-{i:02}")))
+        .collect();
     fx.publisher.publish_all(&messages).await.unwrap();
-    let handler = Arc::new(RecordingHandler { pool: fx.pool.clone(), calls: AtomicU32::new(0) });
+    let handler = Arc::new(RecordingHandler {
+        pool: fx.pool.clone(),
+        calls: AtomicU32::new(0),
+    });
     let (cancel, task) = start(&fx, handler.clone());
-    fx.wait_for(async || AtomicU32::load(&handler.calls, Ordering::SeqCst) >= 1).await;
+    fx.wait_for(async || AtomicU32::load(&handler.calls, Ordering::SeqCst) >= 1)
+        .await;
     cancel.cancel();
-    tokio::time::timeout(Duration::from_secs(15), task).await.expect("drained in time").unwrap();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("drained in time")
+        .unwrap();
     // Whatever was handled was committed, and whatever was not is back in the queue (the
     // broker requeues unacked deliveries when the channel closes): nothing lost.
     let applied = fx.applied().await.len() as u32;
     assert!(applied >= 1);
-    fx.wait_for(async || applied + fx.broker.queue_depth("work").await.unwrap() == 30).await;
-    assert_eq!(fx.applied().await.len() as u32, applied, "nothing applied after shutdown");
+    fx.wait_for(async || applied + fx.broker.queue_depth("work").await.unwrap() == 30)
+        .await;
+    assert_eq!(
+        fx.applied().await.len() as u32,
+        applied,
+        "nothing applied after shutdown"
+    );
     fx.cleanup().await;
 }

@@ -19,7 +19,10 @@ pub struct Settings {
 
 impl ServiceSettings for Settings {
     fn from_config(raw: &platform::config::Raw) -> anyhow::Result<Self> {
-        Ok(Self { common: platform::config::section(raw, "")?, query_api: platform::config::section(raw, "query_api")? })
+        Ok(Self {
+            common: platform::config::section(raw, "")?,
+            query_api: platform::config::section(raw, "query_api")?,
+        })
     }
 
     fn common(&self) -> &CommonSettings {

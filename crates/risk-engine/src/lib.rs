@@ -18,7 +18,10 @@ pub struct Settings {
 
 impl ServiceSettings for Settings {
     fn from_config(raw: &platform::config::Raw) -> anyhow::Result<Self> {
-        Ok(Self { common: platform::config::section(raw, "")?, risk_engine: platform::config::section(raw, "risk_engine")? })
+        Ok(Self {
+            common: platform::config::section(raw, "")?,
+            risk_engine: platform::config::section(raw, "risk_engine")?,
+        })
     }
 
     fn common(&self) -> &CommonSettings {

@@ -5,5 +5,12 @@ use platform::service::{bootstrap, execute, no_consumers, Cli};
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let (settings, _telemetry) = bootstrap::<risk_engine::Settings>("risk-engine")?;
-    execute(cli.command(), &risk_engine::spec(), &settings.common, settings.risk_engine.listen, no_consumers()).await
+    execute(
+        cli.command(),
+        &risk_engine::spec(),
+        &settings.common,
+        settings.risk_engine.listen,
+        no_consumers(),
+    )
+    .await
 }

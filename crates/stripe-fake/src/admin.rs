@@ -329,9 +329,9 @@ pub fn trigger(app: &App, kind: &str, args: &Value) -> Result<Value, ApiError> {
             v["event_types"] = json!(types);
             Ok(v)
         }
-        Err(e) if committed && e.status == 402 => {
-            Ok(json!({"ok": true, "declined": e.card.as_ref().map(|c| c.decline_code.clone()), "events": ids, "event_types": types}))
-        }
+        Err(e) if committed && e.status == 402 => Ok(
+            json!({"ok": true, "declined": e.card.as_ref().map(|c| c.decline_code.clone()), "events": ids, "event_types": types}),
+        ),
         Err(e) => Err(e),
     }
 }

@@ -107,7 +107,13 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<BenchReport> {
         .first()
         .cloned()
         .unwrap_or_else(|| "customers".into());
-    let (pages, elapsed) = drive(&base, std::slice::from_ref(&headline), opts.clients, opts.seconds).await?;
+    let (pages, elapsed) = drive(
+        &base,
+        std::slice::from_ref(&headline),
+        opts.clients,
+        opts.seconds,
+    )
+    .await?;
     let mut per_resource = vec![(headline, pages as f64 / elapsed)];
     // Informational: the other resources, one at a time, for a second each.
     for r in opts.resources.iter().skip(1) {

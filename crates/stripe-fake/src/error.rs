@@ -1,6 +1,5 @@
 //! Stripe's error JSON: `{"error": {"type", "code", "message", "param", ...}}`.
 
-
 /// An error rendered the way Stripe renders it, with its HTTP status.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -204,7 +203,11 @@ impl ApiError {
             m.insert("code".into(), c.clone().into());
             m.insert(
                 "doc_url".into(),
-                format!("https://stripe.com/docs/error-codes/{}", c.replace('_', "-")).into(),
+                format!(
+                    "https://stripe.com/docs/error-codes/{}",
+                    c.replace('_', "-")
+                )
+                .into(),
             );
         }
         m.insert("message".into(), self.message.clone().into());

@@ -19,7 +19,10 @@ pub struct Settings {
 
 impl ServiceSettings for Settings {
     fn from_config(raw: &platform::config::Raw) -> anyhow::Result<Self> {
-        Ok(Self { common: platform::config::section(raw, "")?, sync_worker: platform::config::section(raw, "sync_worker")? })
+        Ok(Self {
+            common: platform::config::section(raw, "")?,
+            sync_worker: platform::config::section(raw, "sync_worker")?,
+        })
     }
 
     fn common(&self) -> &CommonSettings {

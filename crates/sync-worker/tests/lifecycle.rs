@@ -3,5 +3,11 @@
 
 #[tokio::test(flavor = "multi_thread")]
 async fn starts_serves_health_and_stops_gracefully() {
-    platform::testing::assert_service_lifecycle(env!("CARGO_BIN_EXE_sync-worker"), "sync_worker", &sync_worker::spec()).await;
+    platform::testing::assert_service_lifecycle(
+        env!("CARGO_BIN_EXE_sync-worker"),
+        "sync_worker",
+        &sync_worker::spec(),
+        &[],
+    )
+    .await;
 }

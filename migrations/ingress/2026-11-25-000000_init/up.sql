@@ -17,7 +17,10 @@ CREATE TABLE events (
     created      TIMESTAMPTZ NOT NULL,
     livemode     BOOLEAN NOT NULL,
     api_version  TEXT,
-    payload      JSONB NOT NULL,
+    -- The verified body exactly as Stripe sent it (not JSONB, which would re-serialise it).
+    payload      TEXT NOT NULL,
+    -- Trace context of the HTTP request, continued by the outbox relay into the message.
+    traceparent  TEXT,
     received_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     published_at TIMESTAMPTZ
 );

@@ -45,7 +45,12 @@ impl Broker {
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "billing".into());
-        format!("{}{}-{}", self.settings.namespace, program, std::process::id())
+        format!(
+            "{}{}-{}",
+            self.settings.namespace,
+            program,
+            std::process::id()
+        )
     }
 
     /// Whether the current connection is up (for `/readyz`).
@@ -67,11 +72,16 @@ impl Broker {
         if let Some(conn) = self.live() {
             return Ok(conn);
         }
-        let properties = ConnectionProperties::default().with_connection_name(self.connection_name().into());
+        let properties =
+            ConnectionProperties::default().with_connection_name(self.connection_name().into());
         let conn = Arc::new(Connection::connect(&self.settings.url, properties).await?);
         let channel = conn.create_channel().await?;
         self.topology
-            .declare(&channel, &self.settings.namespace, self.settings.delivery_limit)
+            .declare(
+                &channel,
+                &self.settings.namespace,
+                self.settings.delivery_limit,
+            )
             .await?;
         let _ = channel.close(200, "topology declared".into()).await;
         tracing::info!(namespace = %self.settings.namespace, "connected to RabbitMQ");
@@ -100,7 +110,11 @@ impl Broker {
 
     /// Closes the connection (graceful shutdown).
     pub async fn close(&self) {
-        let conn = self.current.write().unwrap_or_else(|e| e.into_inner()).take();
+        let conn = self
+            .current
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(conn) = conn {
             let _ = conn.close(200, "shutdown".into()).await;
         }
@@ -113,11 +127,21 @@ impl Broker {
         let channel = conn.create_channel().await?;
         for queue in &self.topology.queues {
             for name in [queue.name.clone(), queue.dlq_name()] {
-                channel.queue_delete(self.name(&name).into(), QueueDeleteOptions::default()).await?;
+                channel
+                    .queue_delete(self.name(&name).into(), QueueDeleteOptions::default())
+                    .await?;
             }
         }
-        for exchange in self.topology.exchanges.iter().map(String::as_str).chain([super::DEAD_LETTER_EXCHANGE]) {
-            channel.exchange_delete(self.name(exchange).into(), ExchangeDeleteOptions::default()).await?;
+        for exchange in self
+            .topology
+            .exchanges
+            .iter()
+            .map(String::as_str)
+            .chain([super::DEAD_LETTER_EXCHANGE])
+        {
+            channel
+                .exchange_delete(self.name(exchange).into(), ExchangeDeleteOptions::default())
+                .await?;
         }
         let _ = channel.close(200, "cleanup".into()).await;
         Ok(())
@@ -131,7 +155,10 @@ impl Broker {
         let queue = channel
             .queue_declare(
                 self.name(logical).into(),
-                QueueDeclareOptions { passive: true, ..Default::default() },
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
                 lapin::types::FieldTable::default(),
             )
             .await?;

@@ -6,9 +6,11 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use futures_util::StreamExt as _;
 use lapin::{
-    Acker,
-    options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions},
+    options::{
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    },
     types::FieldTable,
+    Acker,
 };
 use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -108,7 +110,9 @@ async fn consume_session<H: Handler>(
 ) -> anyhow::Result<()> {
     let conn = broker.connection().await?;
     let channel = conn.create_channel().await?;
-    channel.basic_qos(options.prefetch, BasicQosOptions::default()).await?;
+    channel
+        .basic_qos(options.prefetch, BasicQosOptions::default())
+        .await?;
     let tag = format!("{}-{}", options.queue, uuid::Uuid::new_v4().simple());
     let mut consumer = channel
         .basic_consume(
@@ -138,7 +142,8 @@ async fn consume_session<H: Handler>(
         };
         let message = Incoming::from_delivery(&delivery);
         let acker = Ack(delivery.acker);
-        let (handler, dead_letters, options) = (handler.clone(), dead_letters.clone(), options.clone());
+        let (handler, dead_letters, options) =
+            (handler.clone(), dead_letters.clone(), options.clone());
         in_flight.spawn(async move {
             process(message, acker, &*handler, &dead_letters, &options).await;
             drop(permit);
@@ -146,7 +151,9 @@ async fn consume_session<H: Handler>(
     };
     if cancel.is_cancelled() {
         // Stop deliveries first, then let what we hold finish and be acked.
-        let _ = channel.basic_cancel(tag.into(), BasicCancelOptions::default()).await;
+        let _ = channel
+            .basic_cancel(tag.into(), BasicCancelOptions::default())
+            .await;
     }
     while in_flight.join_next().await.is_some() {}
     let _ = channel.close(200, "consumer done".into()).await;
@@ -166,11 +173,23 @@ impl Ack {
     }
 
     async fn requeue(self) {
-        let _ = self.0.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+        let _ = self
+            .0
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            })
+            .await;
     }
 }
 
-async fn process<H: Handler>(message: Incoming, ack: Ack, handler: &H, dead_letters: &Publisher, options: &ConsumerOptions) {
+async fn process<H: Handler>(
+    message: Incoming,
+    ack: Ack,
+    handler: &H,
+    dead_letters: &Publisher,
+    options: &ConsumerOptions,
+) {
     let span = tracing::info_span!(
         "consume",
         queue = %options.queue,
@@ -220,27 +239,50 @@ async fn process<H: Handler>(message: Incoming, ack: Ack, handler: &H, dead_lett
 
 /// Copies the message to the dead-letter exchange with the reason, then acks the original.
 /// If the copy cannot be confirmed the original is requeued instead: nothing is lost.
-async fn dead_letter(message: Incoming, ack: Ack, publisher: &Publisher, options: &ConsumerOptions, reason: &str) {
+async fn dead_letter(
+    message: Incoming,
+    ack: Ack,
+    publisher: &Publisher,
+    options: &ConsumerOptions,
+    reason: &str,
+) {
     let mut extra: Vec<(String, String)> = message
         .headers
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), headers::TENANT_ID | headers::TRACEPARENT | headers::DELIVERY_COUNT))
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                headers::TENANT_ID | headers::TRACEPARENT | headers::DELIVERY_COUNT
+            )
+        })
         .cloned()
         .collect();
     let reason: String = reason.chars().take(1000).collect();
     extra.retain(|(k, _)| {
         !matches!(
             k.as_str(),
-            headers::DEAD_LETTER_REASON | headers::DEAD_LETTER_QUEUE | headers::ORIGINAL_EXCHANGE | headers::ORIGINAL_ROUTING_KEY
+            headers::DEAD_LETTER_REASON
+                | headers::DEAD_LETTER_QUEUE
+                | headers::ORIGINAL_EXCHANGE
+                | headers::ORIGINAL_ROUTING_KEY
         )
     });
     let broker = publisher.broker();
     let namespace = &broker.settings().namespace;
-    let original_exchange = message.exchange.strip_prefix(namespace.as_str()).unwrap_or(&message.exchange);
+    let original_exchange = message
+        .exchange
+        .strip_prefix(namespace.as_str())
+        .unwrap_or(&message.exchange);
     extra.push((headers::DEAD_LETTER_REASON.into(), reason));
     extra.push((headers::DEAD_LETTER_QUEUE.into(), options.queue.clone()));
-    extra.push((headers::ORIGINAL_EXCHANGE.into(), original_exchange.to_string()));
-    extra.push((headers::ORIGINAL_ROUTING_KEY.into(), message.routing_key.clone()));
+    extra.push((
+        headers::ORIGINAL_EXCHANGE.into(),
+        original_exchange.to_string(),
+    ));
+    extra.push((
+        headers::ORIGINAL_ROUTING_KEY.into(),
+        message.routing_key.clone(),
+    ));
     let copy = Outgoing {
         exchange: DEAD_LETTER_EXCHANGE.into(),
         routing_key: options.queue.clone(),
@@ -255,7 +297,8 @@ async fn dead_letter(message: Incoming, ack: Ack, publisher: &Publisher, options
     match publisher.publish(&copy).await {
         Ok(()) => {
             ack.ack().await;
-            metrics::counter!("amqp_dead_lettered_total", "queue" => options.queue.clone()).increment(1);
+            metrics::counter!("amqp_dead_lettered_total", "queue" => options.queue.clone())
+                .increment(1);
         }
         Err(error) => {
             tracing::error!(%error, "could not dead-letter; requeueing");

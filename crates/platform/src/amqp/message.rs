@@ -111,14 +111,33 @@ impl Incoming {
                     .collect()
             })
             .unwrap_or_default();
-        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let delivery_count = header(headers::DELIVERY_COUNT).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let delivery_count = header(headers::DELIVERY_COUNT)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         Self {
             exchange: delivery.exchange.as_str().to_string(),
             routing_key: delivery.routing_key.as_str().to_string(),
-            message_id: props.message_id().as_ref().map(|s| s.as_str().to_string()).unwrap_or_default(),
-            message_type: props.kind().as_ref().map(|s| s.as_str().to_string()).unwrap_or_default(),
-            content_type: props.content_type().as_ref().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            message_id: props
+                .message_id()
+                .as_ref()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            message_type: props
+                .kind()
+                .as_ref()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            content_type: props
+                .content_type()
+                .as_ref()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
             tenant_id: header(headers::TENANT_ID),
             traceparent: header(headers::TRACEPARENT),
             delivery_count,
@@ -129,7 +148,10 @@ impl Incoming {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 

@@ -13,7 +13,10 @@ pub enum PublishError {
     #[error("broker refused the message (nack)")]
     Nacked,
     #[error("no queue is bound for exchange `{exchange}` routing key `{routing_key}`")]
-    Unroutable { exchange: String, routing_key: String },
+    Unroutable {
+        exchange: String,
+        routing_key: String,
+    },
 }
 
 /// Shares one confirm-mode channel between concurrent callers; each caller awaits its own
@@ -25,7 +28,10 @@ pub struct Publisher {
 
 impl Publisher {
     pub fn new(broker: Arc<Broker>) -> Self {
-        Self { broker, channel: tokio::sync::Mutex::new(None) }
+        Self {
+            broker,
+            channel: tokio::sync::Mutex::new(None),
+        }
     }
 
     pub fn broker(&self) -> &Arc<Broker> {
@@ -39,7 +45,9 @@ impl Publisher {
         }
         let conn = self.broker.connection().await?;
         let channel = conn.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         *guard = Some(channel.clone());
         Ok(channel)
     }
@@ -93,19 +101,30 @@ impl Publisher {
         }
     }
 
-    async fn start(channel: &Channel, broker: &Broker, message: &Outgoing) -> lapin::Result<lapin::PublisherConfirm> {
+    async fn start(
+        channel: &Channel,
+        broker: &Broker,
+        message: &Outgoing,
+    ) -> lapin::Result<lapin::PublisherConfirm> {
         channel
             .basic_publish(
                 broker.name(&message.exchange).into(),
                 message.routing_key.clone().into(),
-                BasicPublishOptions { mandatory: true, ..Default::default() },
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
                 &message.payload,
                 message.properties(),
             )
             .await
     }
 
-    async fn send(channel: &Channel, broker: &Broker, message: &Outgoing) -> Result<(), PublishError> {
+    async fn send(
+        channel: &Channel,
+        broker: &Broker,
+        message: &Outgoing,
+    ) -> Result<(), PublishError> {
         let confirm = Self::start(channel, broker, message).await?;
         let outcome = check(confirm.await?, message);
         let label = if outcome.is_ok() { "ok" } else { "error" };

@@ -21,7 +21,10 @@ pub struct QueueSpec {
 
 impl QueueSpec {
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), bindings: Vec::new() }
+        Self {
+            name: name.into(),
+            bindings: Vec::new(),
+        }
     }
 
     pub fn bind(mut self, exchange: impl Into<String>, key: impl Into<String>) -> Self {
@@ -67,21 +70,44 @@ impl Topology {
     }
 
     /// Declares everything under `namespace` on `channel`.
-    pub(crate) async fn declare(&self, channel: &Channel, namespace: &str, delivery_limit: u32) -> lapin::Result<()> {
+    pub(crate) async fn declare(
+        &self,
+        channel: &Channel,
+        namespace: &str,
+        delivery_limit: u32,
+    ) -> lapin::Result<()> {
         let ns = |name: &str| format!("{namespace}{name}");
-        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
         channel
-            .exchange_declare(ns(DEAD_LETTER_EXCHANGE).into(), ExchangeKind::Direct, durable, FieldTable::default())
+            .exchange_declare(
+                ns(DEAD_LETTER_EXCHANGE).into(),
+                ExchangeKind::Direct,
+                durable,
+                FieldTable::default(),
+            )
             .await?;
         for exchange in &self.exchanges {
             channel
-                .exchange_declare(ns(exchange).into(), ExchangeKind::Topic, durable, FieldTable::default())
+                .exchange_declare(
+                    ns(exchange).into(),
+                    ExchangeKind::Topic,
+                    durable,
+                    FieldTable::default(),
+                )
                 .await?;
         }
-        let durable_queue = QueueDeclareOptions { durable: true, ..Default::default() };
+        let durable_queue = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
         for queue in &self.queues {
             let dlq = ns(&queue.dlq_name());
-            channel.queue_declare(dlq.clone().into(), durable_queue, quorum_args(None)).await?;
+            channel
+                .queue_declare(dlq.clone().into(), durable_queue, quorum_args(None))
+                .await?;
             channel
                 .queue_bind(
                     dlq.into(),
@@ -96,8 +122,13 @@ impl Topology {
             args.insert("x-dead-letter-routing-key".into(), long_string(&queue.name));
             // The consumer dead-letters with a reason before this; the broker's limit is the
             // backstop for messages that crash their consumer on every delivery.
-            args.insert("x-delivery-limit".into(), AMQPValue::LongInt(delivery_limit.saturating_add(2) as i32));
-            channel.queue_declare(ns(&queue.name).into(), durable_queue, args).await?;
+            args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongInt(delivery_limit.saturating_add(2) as i32),
+            );
+            channel
+                .queue_declare(ns(&queue.name).into(), durable_queue, args)
+                .await?;
             for (exchange, key) in &queue.bindings {
                 channel
                     .queue_bind(
@@ -124,7 +155,10 @@ fn quorum_args(dead_letter_exchange: Option<&str>) -> FieldTable {
     if let Some(dlx) = dead_letter_exchange {
         args.insert("x-dead-letter-exchange".into(), long_string(dlx));
         // At-least-once dead-lettering: the broker keeps a message until the DLQ confirms it.
-        args.insert("x-dead-letter-strategy".into(), long_string("at-least-once"));
+        args.insert(
+            "x-dead-letter-strategy".into(),
+            long_string("at-least-once"),
+        );
         args.insert("x-overflow".into(), long_string("reject-publish"));
     }
     args

@@ -1,0 +1,153 @@
+//! Transactional outbox relay: publishes stored events to `stripe.events` with confirms and
+//! marks them published in the same transaction that locked them. While the broker is down
+//! the events wait in Postgres; a crash between publish and commit republishes them, which
+//! consumers absorb by `message_id`.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use contracts::{v1::StripeEventReceived, Contract as _};
+use diesel::{ExpressionMethods as _, QueryDsl as _};
+use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
+use platform::{
+    amqp::{Outgoing, Publisher},
+    backoff::Backoff,
+    db::PgPool,
+    CancellationToken,
+};
+use prost::Message as _;
+use tokio::sync::Notify;
+
+use crate::schema::events;
+
+#[derive(Debug, diesel::Queryable)]
+struct Pending {
+    id: i64,
+    event_id: String,
+    tenant_id: Option<String>,
+    endpoint: String,
+    account: Option<String>,
+    event_type: String,
+    created: DateTime<Utc>,
+    livemode: bool,
+    api_version: Option<String>,
+    payload: String,
+    traceparent: Option<String>,
+    received_at: DateTime<Utc>,
+}
+
+pub struct Relay {
+    pub pool: PgPool,
+    pub publisher: Arc<Publisher>,
+    pub wake: Arc<Notify>,
+    pub batch: i64,
+    pub poll: Duration,
+}
+
+impl Relay {
+    /// Runs until `cancel`; publishes everything pending before it stops if the broker is up.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        loop {
+            match self.drain().await {
+                Ok(()) => backoff.reset(),
+                Err(error) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %format!("{error:#}"), retry_in_ms = delay.as_millis() as u64, "outbox relay stalled");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => continue,
+                        _ = cancel.cancelled() => return,
+                    }
+                }
+            }
+            if cancel.is_cancelled() {
+                return;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.poll) => {}
+                _ = cancel.cancelled() => {}
+            }
+        }
+    }
+
+    /// Publishes rounds until nothing is pending.
+    async fn drain(&self) -> anyhow::Result<()> {
+        while self.round().await? == self.batch as usize {}
+        Ok(())
+    }
+
+    /// One round: lock a batch (other replicas skip it), publish with confirms, mark published.
+    pub async fn round(&self) -> anyhow::Result<usize> {
+        let mut conn = self.pool.get().await?;
+        let publisher = self.publisher.clone();
+        let batch = self.batch;
+        conn.transaction::<_, anyhow::Error, _>(async move |conn| {
+            let pending: Vec<Pending> = events::table
+                .filter(events::published_at.is_null())
+                .order(events::id)
+                .limit(batch)
+                .for_update()
+                .skip_locked()
+                .select((
+                    events::id,
+                    events::event_id,
+                    events::tenant_id,
+                    events::endpoint,
+                    events::account,
+                    events::event_type,
+                    events::created,
+                    events::livemode,
+                    events::api_version,
+                    events::payload,
+                    events::traceparent,
+                    events::received_at,
+                ))
+                .load(conn)
+                .await?;
+            if pending.is_empty() {
+                return Ok(0);
+            }
+            let messages: Vec<Outgoing> = pending.iter().map(to_message).collect();
+            publisher.publish_all(&messages).await?;
+            let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();
+            diesel::update(events::table.filter(events::id.eq_any(&ids)))
+                .set(events::published_at.eq(diesel::dsl::now))
+                .execute(conn)
+                .await?;
+            let now = Utc::now();
+            for p in &pending {
+                let lag = (now - p.received_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+                metrics::histogram!("ingress_outbox_lag_seconds").record(lag);
+            }
+            metrics::counter!("ingress_events_published_total").increment(pending.len() as u64);
+            Ok(pending.len())
+        })
+        .await
+    }
+}
+
+fn to_message(p: &Pending) -> Outgoing {
+    let body = StripeEventReceived {
+        event_id: p.event_id.clone(),
+        event_type: p.event_type.clone(),
+        account: p.account.clone().unwrap_or_default(),
+        created: p.created.timestamp(),
+        livemode: p.livemode,
+        api_version: p.api_version.clone().unwrap_or_default(),
+        payload: p.payload.as_bytes().to_vec(),
+        received_at_ms: p.received_at.timestamp_millis(),
+        endpoint: p.endpoint.clone(),
+    };
+    let mut message = Outgoing::protobuf(
+        StripeEventReceived::EXCHANGE,
+        body.routing_key(),
+        p.event_id.clone(),
+        StripeEventReceived::TYPE,
+        p.tenant_id.clone().unwrap_or_default(),
+        body.encode_to_vec(),
+    );
+    // Continue the trace of the HTTP request that delivered the event.
+    message.traceparent = p.traceparent.clone();
+    message
+}
