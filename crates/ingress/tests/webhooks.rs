@@ -336,7 +336,9 @@ async fn every_bad_input_is_refused_without_a_trace() {
     let no_id = br#"{"object":"event","type":"invoice.paid","created":1700000000}"#.to_vec();
     let not_json = b"this is not json".to_vec();
 
-    let cases: Vec<(&str, Vec<u8>, Option<String>, &str, u16, &str)> = vec![
+    // (case, body, Stripe-Signature, content type, expected status, expected error code)
+    type Case<'a> = (&'a str, Vec<u8>, Option<String>, &'a str, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "missing header",
             body.clone(),
