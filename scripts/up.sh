@@ -18,7 +18,7 @@ export BILLING__TELEMETRY__LOG_FORMAT=${BILLING__TELEMETRY__LOG_FORMAT:-json}
 
 # name | listen address | command
 SERVICES=(
-  "stripe-fake|$STRIPE_FAKE_LISTEN|$TARGET/stripe-fake serve --listen $STRIPE_FAKE_LISTEN --webhook-url http://127.0.0.1:8081/api/integrations/stripe/webhook --webhook-secret $STRIPE_WEBHOOK_SECRET"
+  "stripe-fake|$STRIPE_FAKE_LISTEN|$TARGET/stripe-fake serve --listen $STRIPE_FAKE_LISTEN --webhook-url http://127.0.0.1:8081/api/integrations/stripe/webhook --webhook-secret $STRIPE_WEBHOOK_SECRET --seed-customers ${DEMO_CUSTOMERS:-200} --seed ${DEMO_SEED:-42}"
   "ingress|127.0.0.1:8081|$TARGET/ingress serve"
   "sync-worker|127.0.0.1:9102|$TARGET/sync-worker serve"
   "matcher|127.0.0.1:9103|$TARGET/matcher serve"

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The demo story so far, against what `scripts/up.sh` started: a seeded Stripe book, a payment
+# that fails, its signed webhooks verified and stored by ingress and relayed onto the bus.
+# (Grows as sync, matching, risk and the API land: signals, health, widget, chat.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FAKE=http://${STRIPE_FAKE_LISTEN:-127.0.0.1:12111}
+INGRESS=http://127.0.0.1:8081
+PSQL="psql postgres://postgres@127.0.0.1:5432/billing -tA"
+
+echo
+echo "== Stripe fake: seeded book of business"
+curl -s "$FAKE/_admin/summary" | python3 -c '
+import json,sys
+s=json.load(sys.stdin)
+print(json.dumps({k: s[k] for k in s if k in ("accounts","counts","clock","now","webhooks")}, indent=1)[:1500])'
+
+# A customer with an active subscription, from the truth file.
+CUSTOMER=$(curl -s "$FAKE/_admin/truth" | python3 -c '
+import json,sys
+t=json.load(sys.stdin)
+customers=t.get("customers", t)
+items=customers.items() if isinstance(customers, dict) else [(c.get("id"), c) for c in customers]
+for cid, c in items:
+    subs=c.get("subscriptions", [])
+    if any((s.get("status") if isinstance(s, dict) else s)=="active" for s in (subs.values() if isinstance(subs, dict) else subs)):
+        print(cid); break
+')
+echo
+echo "== A payment fails for $CUSTOMER (Stripe sends signed webhooks to ingress)"
+before=$($PSQL -c "SELECT count(*) FROM ingress.events" 2>/dev/null || echo 0)
+curl -s -X POST "$FAKE/_admin/trigger/fail_payment" -H 'content-type: application/json' \
+  -d "{\"customer\":\"$CUSTOMER\"}" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("events sent:", ", ".join(r.get("event_types", [])))'
+
+for _ in $(seq 1 40); do
+  after=$($PSQL -c "SELECT count(*) FROM ingress.events")
+  unpublished=$($PSQL -c "SELECT count(*) FROM ingress.events WHERE published_at IS NULL")
+  [[ $after -gt $before && $unpublished -eq 0 ]] && break
+  sleep 0.25
+done
+echo
+echo "== Ingress: verified, stored once, relayed to the stripe.events exchange"
+$PSQL -F ' | ' -c "SELECT event_id, event_type, tenant_id, to_char(received_at,'HH24:MI:SS.MS'), CASE WHEN published_at IS NULL THEN 'pending' ELSE 'published' END FROM ingress.events ORDER BY id DESC LIMIT 8"
+echo
+echo "== Ingress metrics"
+curl -s "$INGRESS/metrics" | grep -E '^ingress_(webhooks_received|webhooks_rejected|webhooks_duplicate|events_published)_total' || true
+echo
+echo "== A forged webhook is refused"
+curl -s -o /dev/stdout -w ' (HTTP %{http_code})\n' -X POST "$INGRESS/api/integrations/stripe/webhook" \
+  -H 'content-type: application/json' -H "stripe-signature: t=$(date +%s),v1=$(printf '0%.0s' {1..64})" \
+  -d '{"id":"evt_forged","object":"event","type":"invoice.paid","created":1}'
+echo
+echo "== Queues (messages waiting for the services that will consume them)"
+rabbitmqctl list_queues name messages --quiet --no-table-headers 2>/dev/null | grep -vE '^test-' | sort | sed 's/^/  /' || true
+echo
+echo "Services: make status  •  logs: .run/logs/  •  stop: make down"
