@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/billing-target
 CARGO ?= cargo
 
-.PHONY: demo up down status test test-clean build release fmt lint bench-bus bench-fake deps
+.PHONY: demo up down status test test-clean build release fmt lint bench-bus bench-ingress bench-fake deps
 
 ## Everything up on this machine, demo data flowing, results shown.
 demo: deps release
@@ -48,6 +48,11 @@ lint:
 ## Bus benchmark: confirmed publishes/s and publish→consume→commit→ack latency.
 bench-bus: deps
 	$(CARGO) run --release -p platform --example bench_bus
+
+## Ingress benchmark: verified events/s, ack latency, outbox lag, RSS (release ingress process).
+bench-ingress: deps
+	$(CARGO) build --release -p ingress --bins --examples
+	$(CARGO_TARGET_DIR)/release/examples/bench_ingress
 
 ## Stripe fake benchmark: list pages/s (rate limit off) and 10k-customer seed time.
 bench-fake:

@@ -19,12 +19,9 @@ print(json.dumps({k: s[k] for k in s if k in ("accounts","counts","clock","now",
 CUSTOMER=$(curl -s "$FAKE/_admin/truth" | python3 -c '
 import json,sys
 t=json.load(sys.stdin)
-customers=t.get("customers", t)
-items=customers.items() if isinstance(customers, dict) else [(c.get("id"), c) for c in customers]
-for cid, c in items:
-    subs=c.get("subscriptions", [])
-    if any((s.get("status") if isinstance(s, dict) else s)=="active" for s in (subs.values() if isinstance(subs, dict) else subs)):
-        print(cid); break
+for c in t["customers"]:
+    if any(s["status"]=="active" and s["mrr"]>0 for s in c["subscriptions"]) and c["failed_payment_attempts"]==0:
+        print(c["customer"]); break
 ')
 echo
 echo "== A payment fails for $CUSTOMER (Stripe sends signed webhooks to ingress)"
@@ -50,6 +47,7 @@ curl -s -o /dev/stdout -w ' (HTTP %{http_code})\n' -X POST "$INGRESS/api/integra
   -H 'content-type: application/json' -H "stripe-signature: t=$(date +%s),v1=$(printf '0%.0s' {1..64})" \
   -d '{"id":"evt_forged","object":"event","type":"invoice.paid","created":1}'
 echo
+sleep 5 # RabbitMQ refreshes queue statistics every few seconds
 echo "== Queues (messages waiting for the services that will consume them)"
 rabbitmqctl list_queues name messages --quiet --no-table-headers 2>/dev/null | grep -vE '^test-' | sort | sed 's/^/  /' || true
 echo

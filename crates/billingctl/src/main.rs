@@ -1,1 +1,83 @@
-fn main() {}
+//! `billingctl`: operator commands. Grows with the product (`token`, `sync`, `import-accounts`).
+
+use clap::{Parser, Subcommand};
+use platform::{amqp::Broker, amqp::Topology, config::CommonSettings, service::ServiceSpec};
+
+#[derive(Parser)]
+#[command(version, about = "Operate the Stripe billing integration")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply every service's migrations to its own schema.
+    Migrate,
+    /// Dead-letter queues.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// Show dead letters of a work queue (e.g. `sync-worker.stripe-events`) with their reasons.
+    List {
+        queue: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Republish dead letters to their original exchange, each confirmed before removal.
+    Replay {
+        queue: String,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+}
+
+fn services() -> Vec<ServiceSpec> {
+    vec![ingress::spec(), sync_worker::spec(), matcher::spec(), risk_engine::spec(), query_api::spec()]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let common: CommonSettings = platform::config::section(&platform::config::load()?, "")?;
+    platform::config::validate_common(&common)?;
+    match cli.command {
+        Command::Migrate => {
+            for spec in services() {
+                platform::service::migrate(&spec, &common).await?;
+                println!("{:<12} schema {:<12} up to date", spec.name, spec.schema);
+            }
+        }
+        Command::Dlq { action } => {
+            let broker = Broker::new(common.amqp.clone(), Topology::new());
+            match action {
+                DlqAction::List { queue, limit } => {
+                    let letters = platform::amqp::dlq::peek(&broker, &queue, limit).await?;
+                    println!("{} dead letter(s) shown from {queue}.dlq", letters.len());
+                    for d in letters {
+                        println!(
+                            "{}  {}  tenant={}  from {}/{}\n    reason: {}",
+                            d.message_id,
+                            d.message_type,
+                            d.tenant_id.unwrap_or_default(),
+                            d.original_exchange,
+                            d.original_routing_key,
+                            d.reason
+                        );
+                    }
+                }
+                DlqAction::Replay { queue, limit } => {
+                    let n = platform::amqp::dlq::replay(&broker, &queue, limit).await?;
+                    println!("replayed {n} message(s) from {queue}.dlq");
+                }
+            }
+            broker.close().await;
+        }
+    }
+    Ok(())
+}

@@ -295,6 +295,29 @@ async fn poison_and_exhausted_messages_go_to_the_dlq_with_a_reason() {
     fx.cleanup().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_can_be_inspected_and_replayed() {
+    let fx = Fixture::new().await;
+    fx.publisher.publish_all(&[fx.message("p2", "poison-2"), fx.message("p3", "poison-3")]).await.unwrap();
+    let handler = Arc::new(RecordingHandler { pool: fx.pool.clone(), calls: AtomicU32::new(0) });
+    let (cancel, task) = start(&fx, handler.clone());
+    fx.wait_for(async || fx.broker.queue_depth("work.dlq").await.unwrap() == 2).await;
+    cancel.cancel();
+    task.await.unwrap();
+
+    let peeked = platform::amqp::dlq::peek(&fx.broker, "work", 10).await.unwrap();
+    assert_eq!(peeked.len(), 2);
+    assert!(peeked.iter().all(|d| d.reason.contains("cannot parse") && d.original_exchange == "events"));
+    fx.wait_for(async || fx.broker.queue_depth("work.dlq").await.unwrap() == 2).await;
+
+    // After a fix ships, the operator replays; the messages go back through the work queue.
+    let replayed = platform::amqp::dlq::replay(&fx.broker, "work", 10).await.unwrap();
+    assert_eq!(replayed, 2);
+    assert_eq!(fx.broker.queue_depth("work.dlq").await.unwrap(), 0);
+    fx.wait_for(async || fx.broker.queue_depth("work").await.unwrap() == 2).await;
+    fx.cleanup().await;
+}
+
 /// Closes this test's AMQP connection from the broker side, as a broker restart would.
 fn drop_connection_on_broker(connection_name: &str) {
     let out = std::process::Command::new("rabbitmqctl")
