@@ -26,6 +26,14 @@ command -v cc >/dev/null || { log "installing gcc"; apt_install gcc; }
 command -v make >/dev/null || { log "installing make"; apt_install make; }
 command -v curl >/dev/null || { log "installing curl"; apt_install curl; }
 
+# --- Python and the official Stripe SDK (tests prove our signatures and the fake against it) ---
+command -v python3 >/dev/null || { log "installing python3"; apt_install python3 python3-pip; }
+if ! python3 -c 'import stripe' 2>/dev/null; then
+  log "installing the stripe Python SDK"
+  python3 -m pip install -q 'stripe>=12,<17' 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages 'stripe>=12,<17'
+fi
+
 # --- PostgreSQL ---
 if ! command -v pg_ctlcluster >/dev/null && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   log "installing postgresql"

@@ -125,6 +125,14 @@ async fn main() -> anyhow::Result<()> {
     let per_s = THROUGHPUT_MESSAGES as f64 / elapsed.as_secs_f64();
     println!("confirmed publishes: {THROUGHPUT_MESSAGES} in {:.2} s over {PUBLISHERS} publishers, batches of {BATCH} (quorum queue, persistent)", elapsed.as_secs_f64());
 
+    // Empty the throughput queue so the broker is not still paging 100k messages during phase 2.
+    {
+        let conn = broker.connection().await?;
+        let channel = conn.create_channel().await?;
+        channel.queue_purge(broker.name("throughput").into(), Default::default()).await?;
+        let _ = channel.close(200, "purged".into()).await;
+    }
+
     // 2. Latency at a steady 1,000 msg/s: publish (confirmed) → consume → DB commit → ack.
     let latencies = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
         1, 60_000_000, 3,
