@@ -159,6 +159,12 @@ impl ServiceProcess {
         panic!("service did not exit within 20 s of SIGTERM");
     }
 
+    /// `kill -9`: no chance to drain or flush.
+    pub fn kill_hard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn stderr(&mut self) -> String {
         use std::io::Read as _;
         let mut out = String::new();
