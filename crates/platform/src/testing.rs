@@ -263,6 +263,26 @@ pub async fn assert_service_lifecycle(
     );
     assert!(down.terminate().success());
 
+    // RabbitMQ unreachable: alive; not ready unless the service can work without the broker
+    // (ingress keeps accepting webhooks into its outbox).
+    let mut no_broker_env = extra_env.to_vec();
+    no_broker_env.push(("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f"));
+    let mut no_broker = ServiceProcess::spawn(binary, section, &env, &no_broker_env);
+    no_broker.wait_for_status("/healthz", 200).await;
+    let client = reqwest::Client::new();
+    let mut verdict = String::new();
+    for _ in 0..100 {
+        let resp = client.get(no_broker.url("/readyz")).send().await.expect("readyz answers");
+        let (status, body) = (resp.status().as_u16(), resp.text().await.unwrap_or_default());
+        if (status == 503 && body.contains("\"broker\":\"connecting\"")) || (status == 200 && body.contains("\"broker\":\"unused\"")) {
+            verdict = body;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!verdict.is_empty(), "readiness must reflect the missing broker");
+    assert!(no_broker.terminate().success());
+
     env.cleanup(&[&broker]).await;
 }
 
