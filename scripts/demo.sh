@@ -8,6 +8,17 @@ FAKE=http://${STRIPE_FAKE_LISTEN:-127.0.0.1:12111}
 INGRESS=http://127.0.0.1:8081
 PSQL="psql postgres://postgres@127.0.0.1:5432/billing -tA"
 
+set -a; source .run/dev-secrets.env; set +a
+BILLINGCTL=${CARGO_TARGET_DIR:-$HOME/.cache/billing-target}/release/billingctl
+ADMIN_TOKEN=$($BILLINGCTL token --tenant demo --user demo-admin --role admin)
+
+echo
+echo "== An admin connects Stripe with a read-only restricted key (validated, sealed with AES-256-GCM)"
+curl -s -X POST http://127.0.0.1:8080/api/integrations/stripe/connect -H "authorization: Bearer $ADMIN_TOKEN" \
+  -H 'content-type: application/json' -d '{"restricted_key":"rk_test_fake"}' | python3 -m json.tool | sed 's/^/  /'
+curl -s http://127.0.0.1:8080/api/integrations/stripe/connections -H "authorization: Bearer $ADMIN_TOKEN" \
+  | python3 -c 'import json,sys; d=json.load(sys.stdin)["data"]; print("  connections:", ", ".join(f"{c[\"account_id\"]} ({c[\"kind\"]}, {c[\"secret_hint\"]}, {c[\"status\"]})" for c in d))'
+
 echo
 echo "== Stripe fake: seeded book of business"
 curl -s "$FAKE/_admin/summary" | python3 -c '

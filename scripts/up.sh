@@ -15,6 +15,16 @@ export STRIPE_CONNECT_BASE=${STRIPE_CONNECT_BASE:-http://$STRIPE_FAKE_LISTEN/}
 # Demo-only webhook secret shared by the fake (signer) and ingress (verifier).
 export STRIPE_WEBHOOK_SECRET=${STRIPE_WEBHOOK_SECRET:-whsec_demo_local_only}
 export BILLING__TELEMETRY__LOG_FORMAT=${BILLING__TELEMETRY__LOG_FORMAT:-json}
+# Local secrets (JWT signing key, master encryption key), made once per checkout and kept in
+# .run/ (git-ignored) so data sealed by one run opens in the next. Production injects its own.
+if [[ ! -f $RUN/dev-secrets.env ]]; then
+  umask 077
+  {
+    echo "BILLING_JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')"
+    echo "BILLING_MASTER_KEYS=dev1:$(head -c 32 /dev/urandom | base64)"
+  } >"$RUN/dev-secrets.env"
+fi
+set -a; source "$RUN/dev-secrets.env"; set +a
 
 # name | listen address | command
 SERVICES=(

@@ -14,6 +14,19 @@ struct Cli {
 enum Command {
     /// Apply every service's migrations to its own schema.
     Migrate,
+    /// Mint an API bearer token for local use (signed with BILLING_JWT_SECRET).
+    Token {
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+        #[arg(long, default_value = "demo-user")]
+        user: String,
+        /// `csm` or `admin`.
+        #[arg(long, default_value = "csm")]
+        role: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
     /// Dead-letter queues.
     Dlq {
         #[command(subcommand)]
@@ -38,12 +51,35 @@ enum DlqAction {
 }
 
 fn services() -> Vec<ServiceSpec> {
-    vec![ingress::spec(), sync_worker::spec(), matcher::spec(), risk_engine::spec(), query_api::spec()]
+    vec![
+        ingress::spec(),
+        sync_worker::spec(),
+        matcher::spec(),
+        risk_engine::spec(),
+        query_api::spec(),
+    ]
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Token {
+        tenant,
+        user,
+        role,
+        ttl,
+    } = &cli.command
+    {
+        let secret = std::env::var("BILLING_JWT_SECRET").unwrap_or_default();
+        let keys = query_api::auth::TokenKeys::new(secret.as_bytes())?;
+        let role = match role.as_str() {
+            "admin" => query_api::auth::Role::Admin,
+            "csm" => query_api::auth::Role::Csm,
+            other => anyhow::bail!("unknown role `{other}` (csm or admin)"),
+        };
+        println!("{}", keys.mint(tenant, user, &[role], *ttl)?);
+        return Ok(());
+    }
     let common: CommonSettings = platform::config::section(&platform::config::load()?, "")?;
     platform::config::validate_common(&common)?;
     match cli.command {
@@ -53,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
                 println!("{:<12} schema {:<12} up to date", spec.name, spec.schema);
             }
         }
+        Command::Token { .. } => unreachable!("handled before loading config"),
         Command::Dlq { action } => {
             let broker = Broker::new(common.amqp.clone(), Topology::new());
             match action {

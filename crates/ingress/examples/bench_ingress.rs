@@ -24,7 +24,10 @@ use prost::Message as _;
 const SECRET: &str = "whsec_bench_ingress";
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn event_body(seq: u64) -> Vec<u8> {
@@ -46,7 +49,8 @@ fn event_body(seq: u64) -> Vec<u8> {
 
 async fn post(client: &reqwest::Client, url: &str, seq: u64) -> anyhow::Result<Duration> {
     let body = event_body(seq);
-    let sig = domain::webhook_signature::header_value(SECRET, chrono::Utc::now().timestamp(), &body);
+    let sig =
+        domain::webhook_signature::header_value(SECRET, chrono::Utc::now().timestamp(), &body);
     let started = Instant::now();
     let resp = client
         .post(url)
@@ -55,7 +59,11 @@ async fn post(client: &reqwest::Client, url: &str, seq: u64) -> anyhow::Result<D
         .body(body)
         .send()
         .await?;
-    anyhow::ensure!(resp.status().is_success(), "ingress answered {}", resp.status());
+    anyhow::ensure!(
+        resp.status().is_success(),
+        "ingress answered {}",
+        resp.status()
+    );
     Ok(started.elapsed())
 }
 
@@ -82,29 +90,48 @@ async fn main() -> anyhow::Result<()> {
     // An observer queue on stripe.events measures the outbox lag.
     let observer = Broker::new(
         env.common.amqp.clone(),
-        Topology::new().queue(QueueSpec::new("bench-observer").bind(contracts::exchanges::STRIPE_EVENTS, "#")),
+        Topology::new()
+            .queue(QueueSpec::new("bench-observer").bind(contracts::exchanges::STRIPE_EVENTS, "#")),
     );
     observer.connection().await?;
 
-    let binary = std::env::current_exe()?.parent().and_then(|p| p.parent()).map(|p| p.join("ingress")).unwrap();
-    anyhow::ensure!(binary.exists(), "build the release binaries first: {}", binary.display());
+    let binary = std::env::current_exe()?
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("ingress"))
+        .unwrap();
+    anyhow::ensure!(
+        binary.exists(),
+        "build the release binaries first: {}",
+        binary.display()
+    );
     let port = free_port();
     let mut child = std::process::Command::new(&binary)
         .arg("serve")
         .env("DATABASE_URL", &env.common.database.url)
         .env("AMQP_URL", &env.common.amqp.url)
         .env("BILLING__AMQP__NAMESPACE", &env.common.amqp.namespace)
-        .env("BILLING__AMQP__DELIVERY_LIMIT", env.common.amqp.delivery_limit.to_string())
+        .env(
+            "BILLING__AMQP__DELIVERY_LIMIT",
+            env.common.amqp.delivery_limit.to_string(),
+        )
         .env("BILLING__INGRESS__LISTEN", format!("127.0.0.1:{port}"))
         .env("BILLING__DATABASE__POOL_SIZE", "8")
         .env("BILLING__TELEMETRY__LOG_FILTER", "warn")
         .env("STRIPE_WEBHOOK_SECRET", SECRET)
         .spawn()?;
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
     let mut ready = false;
     for _ in 0..300 {
-        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             ready = true;
             break;
         }
@@ -114,12 +141,21 @@ async fn main() -> anyhow::Result<()> {
     let url = format!("{base}/api/integrations/stripe/webhook");
 
     // Outbox lag: consumer-side arrival time minus ingress's received_at.
-    let lag = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?));
+    let lag = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1,
+        600_000_000,
+        3,
+    )?));
     let conn = observer.connection().await?;
     let channel = conn.create_channel().await?;
     channel.basic_qos(1000, Default::default()).await?;
     let mut consumer = channel
-        .basic_consume(observer.name("bench-observer").into(), "bench".into(), BasicConsumeOptions::default(), Default::default())
+        .basic_consume(
+            observer.name("bench-observer").into(),
+            "bench".into(),
+            BasicConsumeOptions::default(),
+            Default::default(),
+        )
         .await?;
     let lag_in = lag.clone();
     let observer_task = tokio::spawn(async move {
@@ -157,7 +193,9 @@ async fn main() -> anyhow::Result<()> {
     lag.lock().unwrap().reset();
 
     // 2. Ack latency and outbox lag at a fixed rate.
-    let acks = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
+    let acks = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = tokio::task::JoinSet::new();
@@ -195,7 +233,9 @@ async fn main() -> anyhow::Result<()> {
         ms(&lag, 0.99)
     );
 
-    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let status = child.wait()?;
     observer_task.abort();
     env.cleanup(&[&observer]).await;

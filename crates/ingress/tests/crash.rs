@@ -26,11 +26,17 @@ async fn acknowledged_events_survive_kill_9() {
     let env = TestEnv::new();
     let observer = Broker::new(
         env.common.amqp.clone(),
-        Topology::new().queue(QueueSpec::new("observer").bind(contracts::exchanges::STRIPE_EVENTS, "#")),
+        Topology::new()
+            .queue(QueueSpec::new("observer").bind(contracts::exchanges::STRIPE_EVENTS, "#")),
     );
     observer.connection().await.unwrap();
     let binary = env!("CARGO_BIN_EXE_ingress");
-    let mut first = ServiceProcess::spawn(binary, "ingress", &env, &[("STRIPE_WEBHOOK_SECRET", SECRET)]);
+    let mut first = ServiceProcess::spawn(
+        binary,
+        "ingress",
+        &env,
+        &[("STRIPE_WEBHOOK_SECRET", SECRET)],
+    );
     first.wait_for_status("/readyz", 200).await;
 
     let url = first.url("/api/integrations/stripe/webhook");
@@ -44,7 +50,11 @@ async fn acknowledged_events_survive_kill_9() {
                     let (client, url, acked) = (client.clone(), url.clone(), acked.clone());
                     async move {
                         let b = body(i);
-                        let sig = domain::webhook_signature::header_value(SECRET, chrono::Utc::now().timestamp(), &b);
+                        let sig = domain::webhook_signature::header_value(
+                            SECRET,
+                            chrono::Utc::now().timestamp(),
+                            &b,
+                        );
                         let sent = client
                             .post(&url)
                             .header("content-type", "application/json")
@@ -70,7 +80,11 @@ async fn acknowledged_events_survive_kill_9() {
     first.kill_hard();
     burst.await.unwrap();
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 200 && acked.len() < 3000, "the crash landed mid-burst ({} acked)", acked.len());
+    assert!(
+        acked.len() >= 200 && acked.len() < 3000,
+        "the crash landed mid-burst ({} acked)",
+        acked.len()
+    );
 
     // Every acknowledged event is durable.
     #[derive(QueryableByName)]
@@ -78,7 +92,9 @@ async fn acknowledged_events_survive_kill_9() {
         #[diesel(sql_type = Text)]
         event_id: String,
     }
-    let mut conn = AsyncPgConnection::establish(&env.common.database.url).await.unwrap();
+    let mut conn = AsyncPgConnection::establish(&env.common.database.url)
+        .await
+        .unwrap();
     let stored: BTreeSet<String> = diesel::sql_query("SELECT event_id FROM ingress.events")
         .load::<Id>(&mut conn)
         .await
@@ -87,17 +103,28 @@ async fn acknowledged_events_survive_kill_9() {
         .map(|r| r.event_id)
         .collect();
     let missing: Vec<_> = acked.difference(&stored).collect();
-    assert!(missing.is_empty(), "acknowledged but not stored: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not stored: {missing:?}"
+    );
 
     // After a restart, everything stored reaches the bus.
-    let mut second = ServiceProcess::spawn(binary, "ingress", &env, &[("STRIPE_WEBHOOK_SECRET", SECRET)]);
+    let mut second = ServiceProcess::spawn(
+        binary,
+        "ingress",
+        &env,
+        &[("STRIPE_WEBHOOK_SECRET", SECRET)],
+    );
     second.wait_for_status("/readyz", 200).await;
     let conn = observer.connection().await.unwrap();
     let channel = conn.create_channel().await.unwrap();
     let mut published = BTreeSet::new();
     for _ in 0..300 {
         while let Some(got) = channel
-            .basic_get(observer.name("observer").into(), lapin::options::BasicGetOptions { no_ack: true })
+            .basic_get(
+                observer.name("observer").into(),
+                lapin::options::BasicGetOptions { no_ack: true },
+            )
             .await
             .unwrap()
         {
@@ -110,7 +137,11 @@ async fn acknowledged_events_survive_kill_9() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let unpublished: Vec<_> = stored.difference(&published).collect();
-    assert!(unpublished.is_empty(), "stored but never published: {} events", unpublished.len());
+    assert!(
+        unpublished.is_empty(),
+        "stored but never published: {} events",
+        unpublished.len()
+    );
     assert!(second.terminate().success());
     env.cleanup(&[&observer]).await;
 }

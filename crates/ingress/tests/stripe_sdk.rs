@@ -12,7 +12,14 @@ fn python(code: &str, args: &[&str]) -> (bool, String) {
         .args(args)
         .output()
         .expect("python3 runs");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 fn body(now: i64) -> String {
@@ -43,7 +50,20 @@ fn we_accept_signatures_computed_by_the_stripe_sdk() {
     assert!(ok, "{out}");
     let header = out.trim().to_string();
     let verifier = Verifier::new(&[SECRET], 300);
-    assert!(verifier.verify(Some(&header), payload.clone().into_bytes(), now).is_ok(), "{header}");
-    assert!(verifier.verify(Some(&header), payload.replace("10000", "1").into_bytes(), now).is_err());
-    assert!(Verifier::new(&["whsec_other"], 300).verify(Some(&header), payload.into_bytes(), now).is_err());
+    assert!(
+        verifier
+            .verify(Some(&header), payload.clone().into_bytes(), now)
+            .is_ok(),
+        "{header}"
+    );
+    assert!(verifier
+        .verify(
+            Some(&header),
+            payload.replace("10000", "1").into_bytes(),
+            now
+        )
+        .is_err());
+    assert!(Verifier::new(&["whsec_other"], 300)
+        .verify(Some(&header), payload.into_bytes(), now)
+        .is_err());
 }

@@ -129,7 +129,9 @@ async fn main() -> anyhow::Result<()> {
     {
         let conn = broker.connection().await?;
         let channel = conn.create_channel().await?;
-        channel.queue_purge(broker.name("throughput").into(), Default::default()).await?;
+        channel
+            .queue_purge(broker.name("throughput").into(), Default::default())
+            .await?;
         let _ = channel.close(200, "purged".into()).await;
     }
 

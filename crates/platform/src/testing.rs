@@ -272,15 +272,27 @@ pub async fn assert_service_lifecycle(
     let client = reqwest::Client::new();
     let mut verdict = String::new();
     for _ in 0..100 {
-        let resp = client.get(no_broker.url("/readyz")).send().await.expect("readyz answers");
-        let (status, body) = (resp.status().as_u16(), resp.text().await.unwrap_or_default());
-        if (status == 503 && body.contains("\"broker\":\"connecting\"")) || (status == 200 && body.contains("\"broker\":\"unused\"")) {
+        let resp = client
+            .get(no_broker.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz answers");
+        let (status, body) = (
+            resp.status().as_u16(),
+            resp.text().await.unwrap_or_default(),
+        );
+        if (status == 503 && body.contains("\"broker\":\"connecting\""))
+            || (status == 200 && body.contains("\"broker\":\"unused\""))
+        {
             verdict = body;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(!verdict.is_empty(), "readiness must reflect the missing broker");
+    assert!(
+        !verdict.is_empty(),
+        "readiness must reflect the missing broker"
+    );
     assert!(no_broker.terminate().success());
 
     env.cleanup(&[&broker]).await;

@@ -242,7 +242,10 @@ async fn poison_and_exhausted_messages_go_to_the_dlq_with_a_reason() {
     );
     // The flaky message was delivered delivery_limit (3) times, each with 1 in-process retry.
     let calls = AtomicU32::load(&handler.calls, Ordering::SeqCst);
-    assert!(calls >= 8, "poison once + flaky 3 deliveries × 2 tries + good once, got {calls}");
+    assert!(
+        calls >= 8,
+        "poison once + flaky 3 deliveries × 2 tries + good once, got {calls}"
+    );
 
     let conn = fx.broker.connection().await.unwrap();
     let channel = conn.create_channel().await.unwrap();
@@ -298,23 +301,38 @@ async fn poison_and_exhausted_messages_go_to_the_dlq_with_a_reason() {
 #[tokio::test(flavor = "multi_thread")]
 async fn dead_letters_can_be_inspected_and_replayed() {
     let fx = Fixture::new().await;
-    fx.publisher.publish_all(&[fx.message("p2", "poison-2"), fx.message("p3", "poison-3")]).await.unwrap();
-    let handler = Arc::new(RecordingHandler { pool: fx.pool.clone(), calls: AtomicU32::new(0) });
+    fx.publisher
+        .publish_all(&[fx.message("p2", "poison-2"), fx.message("p3", "poison-3")])
+        .await
+        .unwrap();
+    let handler = Arc::new(RecordingHandler {
+        pool: fx.pool.clone(),
+        calls: AtomicU32::new(0),
+    });
     let (cancel, task) = start(&fx, handler.clone());
-    fx.wait_for(async || fx.broker.queue_depth("work.dlq").await.unwrap() == 2).await;
+    fx.wait_for(async || fx.broker.queue_depth("work.dlq").await.unwrap() == 2)
+        .await;
     cancel.cancel();
     task.await.unwrap();
 
-    let peeked = platform::amqp::dlq::peek(&fx.broker, "work", 10).await.unwrap();
+    let peeked = platform::amqp::dlq::peek(&fx.broker, "work", 10)
+        .await
+        .unwrap();
     assert_eq!(peeked.len(), 2);
-    assert!(peeked.iter().all(|d| d.reason.contains("cannot parse") && d.original_exchange == "events"));
-    fx.wait_for(async || fx.broker.queue_depth("work.dlq").await.unwrap() == 2).await;
+    assert!(peeked
+        .iter()
+        .all(|d| d.reason.contains("cannot parse") && d.original_exchange == "events"));
+    fx.wait_for(async || fx.broker.queue_depth("work.dlq").await.unwrap() == 2)
+        .await;
 
     // After a fix ships, the operator replays; the messages go back through the work queue.
-    let replayed = platform::amqp::dlq::replay(&fx.broker, "work", 10).await.unwrap();
+    let replayed = platform::amqp::dlq::replay(&fx.broker, "work", 10)
+        .await
+        .unwrap();
     assert_eq!(replayed, 2);
     assert_eq!(fx.broker.queue_depth("work.dlq").await.unwrap(), 0);
-    fx.wait_for(async || fx.broker.queue_depth("work").await.unwrap() == 2).await;
+    fx.wait_for(async || fx.broker.queue_depth("work").await.unwrap() == 2)
+        .await;
     fx.cleanup().await;
 }
 

@@ -1,11 +1,21 @@
 //! `query-api`: the read API, Stripe connections, billing widget and chat commands; owns the
 //! `integration` schema (connections, tokens, audit log).
 
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod connections;
+pub mod crypto;
+pub mod error;
+pub mod schema;
+pub mod settings;
+pub mod stripe_keys;
+
 use contracts::exchanges;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use platform::{
     amqp::Topology,
-    config::{CommonSettings, HttpSettings},
+    config::CommonSettings,
     service::{ServiceSettings, ServiceSpec},
 };
 
@@ -14,7 +24,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/i
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub common: CommonSettings,
-    pub query_api: HttpSettings,
+    pub query_api: settings::QueryApiSettings,
 }
 
 impl ServiceSettings for Settings {

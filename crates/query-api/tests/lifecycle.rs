@@ -7,7 +7,16 @@ async fn starts_serves_health_and_stops_gracefully() {
         env!("CARGO_BIN_EXE_query-api"),
         "query_api",
         &query_api::spec(),
-        &[],
+        &[
+            (
+                "BILLING_JWT_SECRET",
+                "lifecycle-test-secret-lifecycle-test-secret",
+            ),
+            (
+                "BILLING_MASTER_KEYS",
+                "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            ),
+        ],
     )
     .await;
 }

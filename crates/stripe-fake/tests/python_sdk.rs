@@ -11,6 +11,9 @@ fn official_python_sdk_agrees_with_the_fake() {
         .expect("python3 runs (scripts/dev-deps.sh installs the stripe package)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "SDK fidelity failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "SDK fidelity failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }

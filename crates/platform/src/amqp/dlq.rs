@@ -20,9 +20,18 @@ fn describe(message: &Incoming) -> DeadLetter {
         message_id: message.message_id.clone(),
         message_type: message.message_type.clone(),
         tenant_id: message.tenant_id.clone(),
-        reason: message.header(headers::DEAD_LETTER_REASON).unwrap_or("(dead-lettered by the broker)").to_string(),
-        original_exchange: message.header(headers::ORIGINAL_EXCHANGE).unwrap_or_default().to_string(),
-        original_routing_key: message.header(headers::ORIGINAL_ROUTING_KEY).unwrap_or(&message.routing_key).to_string(),
+        reason: message
+            .header(headers::DEAD_LETTER_REASON)
+            .unwrap_or("(dead-lettered by the broker)")
+            .to_string(),
+        original_exchange: message
+            .header(headers::ORIGINAL_EXCHANGE)
+            .unwrap_or_default()
+            .to_string(),
+        original_routing_key: message
+            .header(headers::ORIGINAL_ROUTING_KEY)
+            .unwrap_or(&message.routing_key)
+            .to_string(),
     }
 }
 
@@ -33,7 +42,13 @@ pub async fn peek(broker: &Broker, queue: &str, limit: usize) -> anyhow::Result<
     let channel = conn.create_channel().await?;
     let mut out = Vec::new();
     while out.len() < limit {
-        let Some(got) = channel.basic_get(broker.name(&format!("{queue}.dlq")).into(), BasicGetOptions::default()).await? else {
+        let Some(got) = channel
+            .basic_get(
+                broker.name(&format!("{queue}.dlq")).into(),
+                BasicGetOptions::default(),
+            )
+            .await?
+        else {
             break;
         };
         out.push(describe(&Incoming::from_delivery(&got.delivery)));
@@ -45,27 +60,48 @@ pub async fn peek(broker: &Broker, queue: &str, limit: usize) -> anyhow::Result<
 
 /// Republishes up to `limit` dead letters of `queue` to where they were first published,
 /// each confirmed before its dead letter is acked. Returns how many were replayed.
-pub async fn replay(broker: &std::sync::Arc<Broker>, queue: &str, limit: usize) -> anyhow::Result<usize> {
+pub async fn replay(
+    broker: &std::sync::Arc<Broker>,
+    queue: &str,
+    limit: usize,
+) -> anyhow::Result<usize> {
     let publisher = Publisher::new(broker.clone());
     let conn = broker.connection().await?;
     let channel = conn.create_channel().await?;
     let mut replayed = 0;
     while replayed < limit {
-        let Some(got) = channel.basic_get(broker.name(&format!("{queue}.dlq")).into(), BasicGetOptions::default()).await? else {
+        let Some(got) = channel
+            .basic_get(
+                broker.name(&format!("{queue}.dlq")).into(),
+                BasicGetOptions::default(),
+            )
+            .await?
+        else {
             break;
         };
         let message = Incoming::from_delivery(&got.delivery);
         let dead = describe(&message);
         if dead.original_exchange.is_empty() {
             // Without its origin we cannot replay it; leave it for a person.
-            got.delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
-            anyhow::bail!("dead letter {} has no {} header", dead.message_id, headers::ORIGINAL_EXCHANGE);
+            got.delivery
+                .acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await?;
+            anyhow::bail!(
+                "dead letter {} has no {} header",
+                dead.message_id,
+                headers::ORIGINAL_EXCHANGE
+            );
         }
         let extra = message
             .headers
             .iter()
             .filter(|(k, _)| {
-                !k.starts_with("x-") && !matches!(k.as_str(), headers::TENANT_ID | headers::TRACEPARENT)
+                !k.starts_with("x-")
+                    && !matches!(k.as_str(), headers::TENANT_ID | headers::TRACEPARENT)
             })
             .cloned()
             .collect();
@@ -86,7 +122,13 @@ pub async fn replay(broker: &std::sync::Arc<Broker>, queue: &str, limit: usize) 
                 replayed += 1;
             }
             Err(e) => {
-                got.delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
+                got.delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await?;
                 return Err(e.into());
             }
         }

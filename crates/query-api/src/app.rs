@@ -1,0 +1,127 @@
+//! The query-api process: the HTTP listener starts at once (health, then `/api` answering 503
+//! until Postgres is ready), migrations of the `integration` schema, graceful stop.
+
+use std::{sync::Arc, time::Duration};
+
+use actix_web::{web, App, HttpServer};
+use platform::{
+    config::CommonSettings,
+    db::{PgPool, PooledConn},
+    health::{self, Readiness},
+    CancellationToken,
+};
+
+use crate::{
+    auth::TokenKeys, connections, crypto::Sealer, error::ApiError, settings::QueryApiSettings,
+};
+
+/// Shared by every handler.
+pub struct AppState {
+    pub settings: QueryApiSettings,
+    pub sealer: Sealer,
+    pub http: reqwest::Client,
+    pub pool: std::sync::OnceLock<PgPool>,
+}
+
+impl AppState {
+    pub async fn conn(&self) -> Result<PooledConn, ApiError> {
+        let pool = self.pool.get().ok_or(ApiError::Unavailable)?;
+        pool.get().await.map_err(|_| ApiError::Unavailable)
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    state: web::Data<AppState>,
+    readiness: Arc<Readiness>,
+    common: CommonSettings,
+}
+
+impl Application {
+    pub fn build(
+        common: CommonSettings,
+        settings: QueryApiSettings,
+        keys: TokenKeys,
+        sealer: Sealer,
+    ) -> anyhow::Result<Self> {
+        settings.validate()?;
+        let readiness = Readiness::new(true, false);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()?;
+        let listen = settings.listen;
+        let state = web::Data::new(AppState {
+            settings,
+            sealer,
+            http,
+            pool: std::sync::OnceLock::new(),
+        });
+        let keys = web::Data::new(Arc::new(keys));
+        let _ = health::prometheus();
+        let (app_state, app_readiness) = (state.clone(), readiness.clone());
+        let server =
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(app_state.clone())
+                    .app_data(keys.clone())
+                    .app_data(web::Data::new(app_readiness.clone()))
+                    .app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(
+                        |err, _| ApiError::BadRequest(format!("invalid JSON body: {err}")).into(),
+                    ))
+                    .configure(health::configure)
+                    .configure(connections::configure)
+            })
+            .disable_signals()
+            .shutdown_timeout(10)
+            .bind(listen)?;
+        let port = server.addrs().first().map(|a| a.port()).unwrap_or_default();
+        Ok(Self {
+            port,
+            server: server.run(),
+            state,
+            readiness,
+            common,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn readiness(&self) -> Arc<Readiness> {
+        self.readiness.clone()
+    }
+
+    pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let Self {
+            port,
+            server,
+            state,
+            readiness,
+            common,
+        } = self;
+        let handle = server.handle();
+        let server_task = tokio::spawn(server);
+        tracing::info!(port, "query-api listening");
+        let spec = crate::spec();
+        if let Some(pool) = platform::db::connect_with_retry(
+            &common.database,
+            spec.schema,
+            spec.migrations,
+            common.database.migrate_on_start,
+            &cancel,
+        )
+        .await
+        {
+            readiness.set_pool(pool.clone());
+            let _ = state.pool.set(pool);
+            cancel.cancelled().await;
+        }
+        readiness.start_draining();
+        handle.stop(true).await;
+        let _ = server_task.await;
+        tracing::info!("query-api stopped");
+        Ok(())
+    }
+}

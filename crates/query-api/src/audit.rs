@@ -1,0 +1,36 @@
+//! Audit log of access and changes: who, which tenant, what, when. Never a secret or payload.
+
+use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
+
+use crate::{auth::Caller, schema::audit_log};
+
+#[derive(diesel::Insertable)]
+#[diesel(table_name = audit_log)]
+struct NewEntry<'a> {
+    tenant_id: &'a str,
+    actor: &'a str,
+    action: &'a str,
+    target: Option<&'a str>,
+    detail: serde_json::Value,
+}
+
+/// Records `action` on `target` by `caller`; call it in the same transaction as the change.
+pub async fn record(
+    conn: &mut AsyncPgConnection,
+    caller: &Caller,
+    action: &str,
+    target: Option<&str>,
+    detail: serde_json::Value,
+) -> diesel::QueryResult<()> {
+    diesel::insert_into(audit_log::table)
+        .values(NewEntry {
+            tenant_id: caller.tenant.as_str(),
+            actor: &caller.user,
+            action,
+            target,
+            detail,
+        })
+        .execute(conn)
+        .await
+        .map(|_| ())
+}

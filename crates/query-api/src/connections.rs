@@ -1,0 +1,231 @@
+//! `POST /api/integrations/stripe/connect` (restricted key), `GET …/connections`,
+//! `DELETE …/connections/{id}`: admins connect Stripe; keys are validated with one read call,
+//! sealed with AES-256-GCM, never returned; every change and read is audit-logged.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use diesel::{ExpressionMethods as _, QueryDsl as _};
+use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    app::AppState,
+    audit,
+    auth::{Caller, Role},
+    error::ApiError,
+    schema::connections,
+    stripe_keys::{self, KeyError, KeyKind},
+};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/integrations/stripe/connect", web::post().to(connect))
+        .route("/api/integrations/stripe/connections", web::get().to(list))
+        .route(
+            "/api/integrations/stripe/connections/{id}",
+            web::delete().to(disconnect),
+        );
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectRequest {
+    /// A Stripe restricted key with read access (`rk_test_…` / `rk_live_…`).
+    pub restricted_key: Option<String>,
+}
+
+#[derive(Debug, Serialize, diesel::Queryable)]
+pub struct ConnectionView {
+    pub id: Uuid,
+    pub kind: String,
+    pub account_id: String,
+    pub livemode: bool,
+    pub secret_hint: String,
+    pub status: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(diesel::Insertable)]
+#[diesel(table_name = connections)]
+struct NewConnection {
+    id: Uuid,
+    tenant_id: String,
+    kind: String,
+    account_id: String,
+    livemode: bool,
+    secret_hint: String,
+    secret_sealed: Vec<u8>,
+    secret_key_id: String,
+    created_by: String,
+}
+
+fn key_error(e: KeyError) -> ApiError {
+    match e {
+        KeyError::Unreachable => ApiError::Unavailable,
+        other => ApiError::BadRequest(other.to_string()),
+    }
+}
+
+/// Associated data binding a sealed secret to its tenant and row.
+pub fn sealing_context(tenant: &str, connection: Uuid) -> String {
+    format!("connection:{tenant}:{connection}")
+}
+
+async fn connect(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<ConnectRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    let key = body
+        .restricted_key
+        .as_deref()
+        .ok_or_else(|| ApiError::BadRequest("`restricted_key` is required".into()))?
+        .trim()
+        .to_string();
+    let shape = stripe_keys::shape(&key).map_err(key_error)?;
+    if shape.kind == KeyKind::Secret {
+        if !state.settings.allow_secret_keys {
+            return Err(key_error(KeyError::SecretKeyRefused));
+        }
+        tracing::warn!(tenant = %caller.tenant, "accepting a full secret key (allow_secret_keys is on; dev/demo only)");
+    }
+    if shape.livemode != state.settings.stripe_livemode {
+        let name = |live: bool| if live { "live" } else { "test" };
+        return Err(key_error(KeyError::ModeMismatch {
+            found: name(shape.livemode),
+            expected: name(state.settings.stripe_livemode),
+        }));
+    }
+    let account = stripe_keys::fetch_account(&state.http, &state.settings.stripe_api_base, &key)
+        .await
+        .map_err(key_error)?;
+
+    let id = Uuid::new_v4();
+    let sealed = state
+        .sealer
+        .seal(key.as_bytes(), &sealing_context(caller.tenant.as_str(), id))
+        .map_err(ApiError::internal)?;
+    let row = NewConnection {
+        id,
+        tenant_id: caller.tenant.as_str().to_string(),
+        kind: shape.kind.as_str().to_string(),
+        account_id: account.id.clone(),
+        livemode: shape.livemode,
+        secret_hint: stripe_keys::hint(&key),
+        secret_sealed: sealed.bytes,
+        secret_key_id: sealed.key_id,
+        created_by: caller.user.clone(),
+    };
+    let mut conn = state.conn().await?;
+    let view = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            let inserted = diesel::insert_into(connections::table)
+                .values(&row)
+                .returning(view_columns())
+                .get_result::<ConnectionView>(conn)
+                .await;
+            let view = match inserted {
+                Ok(view) => view,
+                Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+                    return Err(ApiError::Conflict(format!("Stripe account {} is already connected", row.account_id)));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let detail = serde_json::json!({ "account_id": view.account_id, "kind": view.kind, "livemode": view.livemode, "hint": view.secret_hint });
+            audit::record(conn, &caller, "stripe.connect", Some(&view.id.to_string()), detail).await?;
+            Ok(view)
+        })
+        .await?;
+    tracing::info!(tenant = %caller.tenant, connection = %view.id, account = %view.account_id, "Stripe connected");
+    Ok(HttpResponse::Created().json(view))
+}
+
+type ViewColumns = (
+    connections::id,
+    connections::kind,
+    connections::account_id,
+    connections::livemode,
+    connections::secret_hint,
+    connections::status,
+    connections::created_by,
+    connections::created_at,
+    connections::revoked_at,
+);
+
+fn view_columns() -> ViewColumns {
+    (
+        connections::id,
+        connections::kind,
+        connections::account_id,
+        connections::livemode,
+        connections::secret_hint,
+        connections::status,
+        connections::created_by,
+        connections::created_at,
+        connections::revoked_at,
+    )
+}
+
+async fn list(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.conn().await?;
+    let rows: Vec<ConnectionView> = connections::table
+        .filter(connections::tenant_id.eq(caller.tenant.as_str()))
+        .order(connections::created_at.desc())
+        .select(view_columns())
+        .load(&mut conn)
+        .await?;
+    audit::record(
+        &mut conn,
+        &caller,
+        "stripe.connections.read",
+        None,
+        serde_json::json!({ "count": rows.len() }),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": rows })))
+}
+
+async fn disconnect(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    let id = Uuid::parse_str(&path)
+        .map_err(|_| ApiError::BadRequest("connection id must be a UUID".into()))?;
+    let mut conn = state.conn().await?;
+    let view = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            let view: ConnectionView = diesel::update(
+                connections::table
+                    .filter(connections::id.eq(id))
+                    .filter(connections::tenant_id.eq(caller.tenant.as_str()))
+                    .filter(connections::status.eq("active")),
+            )
+            .set((
+                connections::status.eq("revoked"),
+                connections::revoked_at.eq(diesel::dsl::now),
+            ))
+            .returning(view_columns())
+            .get_result(conn)
+            .await
+            .map_err(|e| match e {
+                diesel::result::Error::NotFound => ApiError::NotFound,
+                other => other.into(),
+            })?;
+            audit::record(
+                conn,
+                &caller,
+                "stripe.disconnect",
+                Some(&id.to_string()),
+                serde_json::json!({ "account_id": view.account_id }),
+            )
+            .await?;
+            Ok(view)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}

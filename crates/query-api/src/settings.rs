@@ -1,0 +1,44 @@
+//! query-api configuration: the `[query_api]` section, env overrides for Stripe's base URLs,
+//! and secrets (JWT key, master encryption keys) from the environment only.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueryApiSettings {
+    pub listen: SocketAddr,
+    /// Stripe REST base; `STRIPE_API_BASE` overrides (the fake in dev).
+    pub stripe_api_base: String,
+    /// Stripe Connect base; `STRIPE_CONNECT_BASE` overrides.
+    pub stripe_connect_base: String,
+    /// Which mode this installation runs in; keys of the other mode are refused.
+    pub stripe_livemode: bool,
+    /// Accept full secret keys (`sk_…`) — dev/demo only, logged as a warning.
+    pub allow_secret_keys: bool,
+}
+
+impl QueryApiSettings {
+    pub fn with_env(mut self) -> Self {
+        if let Ok(base) = std::env::var("STRIPE_API_BASE") {
+            self.stripe_api_base = base;
+        }
+        if let Ok(base) = std::env::var("STRIPE_CONNECT_BASE") {
+            self.stripe_connect_base = base;
+        }
+        self
+    }
+
+    pub fn validate(&self) -> Result<(), platform::config::ConfigError> {
+        use platform::config::ConfigError;
+        for (key, value) in [
+            ("query_api.stripe_api_base", &self.stripe_api_base),
+            ("query_api.stripe_connect_base", &self.stripe_connect_base),
+        ] {
+            if !(value.starts_with("https://") || value.starts_with("http://")) {
+                return Err(ConfigError::new(key, "must be an http(s) URL"));
+            }
+        }
+        Ok(())
+    }
+}
