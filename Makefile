@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/billing-target
 CARGO ?= cargo
 
-.PHONY: demo up down status test test-clean build release fmt lint bench-bus bench-ingress bench-fake deps
+.PHONY: demo up down status test test-clean build release fmt lint bench-bus bench-ingress bench-match bench-fake deps
 
 ## Everything up on this machine, demo data flowing, results shown.
 demo: deps release
@@ -24,6 +24,7 @@ status:
 ## Every test of the workspace: unit + integration against the real Postgres and RabbitMQ.
 test: deps test-clean
 	$(CARGO) test --workspace --no-fail-fast
+	bash scripts/k8s-validate.sh
 
 # Drop test databases left behind by interrupted runs.
 test-clean:
@@ -53,6 +54,10 @@ bench-bus: deps
 bench-ingress: deps
 	$(CARGO) build --release -p ingress --bins --examples
 	$(CARGO_TARGET_DIR)/release/examples/bench_ingress
+
+## Matching benchmark: CPU seconds to match 10,000 customers against 10,000 accounts.
+bench-match:
+	$(CARGO) run --release -p domain --example bench_match
 
 ## Stripe fake benchmark: list pages/s (rate limit off) and 10k-customer seed time.
 bench-fake:

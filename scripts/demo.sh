@@ -15,9 +15,18 @@ ADMIN_TOKEN=$($BILLINGCTL token --tenant demo --user demo-admin --role admin)
 echo
 echo "== An admin connects Stripe with a read-only restricted key (validated, sealed with AES-256-GCM)"
 curl -s -X POST http://127.0.0.1:8080/api/integrations/stripe/connect -H "authorization: Bearer $ADMIN_TOKEN" \
-  -H 'content-type: application/json' -d '{"restricted_key":"rk_test_fake"}' | python3 -m json.tool | sed 's/^/  /'
-curl -s http://127.0.0.1:8080/api/integrations/stripe/connections -H "authorization: Bearer $ADMIN_TOKEN" \
-  | python3 -c 'import json,sys; d=json.load(sys.stdin)["data"]; print("  connections:", ", ".join(f"{c[\"account_id\"]} ({c[\"kind\"]}, {c[\"secret_hint\"]}, {c[\"status\"]})" for c in d))'
+  -H 'content-type: application/json' -d '{"restricted_key":"rk_test_fake"}' | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+if "error" in r:
+    print("  connect:", r["error"]["message"])
+else:
+    print("  connected", r["account_id"], "as", r["kind"], "key", r["secret_hint"])'
+curl -s http://127.0.0.1:8080/api/integrations/stripe/connections -H "authorization: Bearer $ADMIN_TOKEN" | python3 -c '
+import json, sys
+for c in json.load(sys.stdin)["data"]:
+    print("  connection", c["id"], c["account_id"], c["kind"], c["secret_hint"], c["status"])'
+echo "  without a token: $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/api/integrations/stripe/connections)"
 
 echo
 echo "== Stripe fake: seeded book of business"

@@ -5,8 +5,9 @@ exits non-zero when there is any.
   check.py manifests ENV FILE      rendered overlay: Kubernetes schemas (kubernetes-validate,
                                    strict, every version in K8S_VERSIONS), bundled KEDA schemas,
                                    secret material, and this repository's deployment rules
-  check.py secrets FILE...         secret patterns in raw files (deploy/), with the dev-only
-                                   literals of ALLOWED_DEV_LITERALS tolerated
+  check.py secrets FILE...         secret patterns in raw files (k8s/ sources)
+  check.py secrets-dev FILE...     the same, tolerating the documented dev-only literals of
+                                   ALLOWED_DEV_LITERALS (deploy/compose.yaml)
   check.py compose FILE            deploy/compose.yaml structure (services, healthchecks, deps)
   check.py dashboards FILE...      Grafana dashboard JSON: panels, queries only on known metrics
   check.py rules FILE              Prometheus rule file: alerts named, labelled, on known metrics
@@ -36,6 +37,14 @@ SERVICES = {  # name -> (port, schema)
     "query-api": (8080, "integration"),
 }
 PUBLIC = {"ingress", "query-api"}
+# Env each service needs from Secret billing-secrets (it refuses to start without them).
+REQUIRED_SECRET_ENV = {
+    "ingress": {"DATABASE_URL", "AMQP_URL", "STRIPE_WEBHOOK_SECRET"},
+    "sync-worker": {"DATABASE_URL", "AMQP_URL"},
+    "matcher": {"DATABASE_URL", "AMQP_URL"},
+    "risk-engine": {"DATABASE_URL", "AMQP_URL"},
+    "query-api": {"DATABASE_URL", "AMQP_URL", "BILLING_JWT_SECRET", "BILLING_MASTER_KEYS"},
+}
 SECRET_NAMES = {"billing-secrets"}          # referenced, never defined in the manifests
 TLS_SECRET_NAMES = {"billing-tls"}          # Ingress certificates, issued outside the manifests
 ALLOWED_ROUTES = {
@@ -224,6 +233,11 @@ def rule_problems(env: str, objects: list[dict]) -> list[str]:
         c = deployments[svc]["spec"]["template"]["spec"]["containers"][0]
         if c.get("command") != [f"/usr/local/bin/{svc}"] or c.get("args") != ["serve"]:
             p.append(f"Deployment/{svc}: must run `/usr/local/bin/{svc} serve`")
+        refs = {e["name"] for e in c.get("env", [])
+                if e.get("valueFrom", {}).get("secretKeyRef", {}).get("optional") is not True
+                and "secretKeyRef" in e.get("valueFrom", {})}
+        for missing in sorted(REQUIRED_SECRET_ENV[svc] - refs):
+            p.append(f"Deployment/{svc}: env {missing} must come from a (non-optional) secretKeyRef")
         if not any(x.get("containerPort") == port for x in c.get("ports", [])):
             p.append(f"Deployment/{svc}: must expose port {port}")
         if not any(name(s) == svc for s in by_kind.get("Service", [])):
@@ -451,6 +465,9 @@ def compose_problems(path: str) -> list[str]:
         section = n.replace("-", "_").upper()
         if not str(env.get(f"BILLING__{section}__LISTEN", "")).startswith("0.0.0.0:"):
             p.append(f"{path}: {n}: BILLING__{section}__LISTEN must bind 0.0.0.0")
+    qa = services.get("query-api", {})
+    if "../.run/dev-secrets.env" not in (qa.get("env_file") or []):
+        p.append(f"{path}: query-api needs env_file ../.run/dev-secrets.env (BILLING_JWT_SECRET, BILLING_MASTER_KEYS)")
     fake = " ".join(map(str, services.get("stripe-fake", {}).get("command", [])))
     if "http://ingress:8081/api/integrations/stripe/webhook" not in fake:
         p.append(f"{path}: stripe-fake must deliver webhooks to http://ingress:8081/api/integrations/stripe/webhook")
@@ -591,12 +608,14 @@ def main(argv: list[str]) -> int:
         failed |= report(f"{env}: no secret material", secret_problems(objects))
         failed |= report(f"{env}: deployment rules", rule_problems(env, objects))
         return failed
-    if cmd == "secrets":
+    if cmd in ("secrets", "secrets-dev"):
+        allowed = ALLOWED_DEV_LITERALS if cmd == "secrets-dev" else []
         problems = []
         for path in args:
             with open(path) as f:
-                problems += scan_text(f.read(), path, ALLOWED_DEV_LITERALS)
-        return report(f"no secret material in {', '.join(args)}", problems)
+                problems += scan_text(f.read(), path, allowed)
+        files = ", ".join(args) if len(args) <= 3 else f"{len(args)} files"
+        return report(f"no secret material in {files}", problems)
     if cmd == "compose":
         return report(f"{args[0]} structure", compose_problems(args[0]))
     if cmd == "dashboards":

@@ -6,10 +6,13 @@
 //! - [`decimal`]: exact decimals for Stripe's `*_decimal` strings and percentages.
 //! - [`mrr`]: monthly recurring revenue of a subscription, by Stripe's rules.
 //! - [`movement`]: how an MRR change is classified (new, expansion, churn, …).
+//! - [`matching`]: linking Stripe customers to CSCX accounts (metadata id,
+//!   business email domain, company name).
 //! - [`webhook_signature`]: Stripe's `Stripe-Signature` scheme, verified and produced.
 
 pub mod decimal;
 pub mod ids;
+pub mod matching;
 pub mod money;
 pub mod movement;
 pub mod mrr;
@@ -20,6 +23,10 @@ pub use decimal::{Decimal, DecimalError};
 pub use ids::{
     IdError, StripeAccountId, StripeCustomerId, StripeEventId, StripeInvoiceId,
     StripePaymentMethodId, StripePriceId, StripeSubscriptionId, TenantId,
+};
+pub use matching::{
+    AccountCandidate, AccountId, AccountIndex, CustomerEvidence, Link, MatchConfig, MatchDecision,
+    MatchMethod, ScoredCandidate,
 };
 pub use money::{Currency, CurrencyError, Money, MoneyByCurrency, MoneyError};
 pub use movement::{classify_movement, Movement, MovementError, MovementKind};

@@ -31,7 +31,8 @@ impl ServiceSettings for Settings {
     fn from_config(raw: &platform::config::Raw) -> anyhow::Result<Self> {
         Ok(Self {
             common: platform::config::section(raw, "")?,
-            query_api: platform::config::section(raw, "query_api")?,
+            query_api: platform::config::section::<settings::QueryApiSettings>(raw, "query_api")?
+                .with_env(),
         })
     }
 

@@ -97,19 +97,20 @@ pub async fn fetch_account(
     key: &str,
 ) -> Result<StripeAccount, KeyError> {
     let url = format!("{}/v1/account", api_base.trim_end_matches('/'));
-    let resp = client
-        .get(url)
-        .bearer_auth(key.trim())
-        .send()
-        .await
-        .map_err(|_| KeyError::Unreachable)?;
+    let resp = client.get(&url).bearer_auth(key.trim()).send().await.map_err(|error| {
+        tracing::warn!(%url, error = %format!("{error:#}"), "Stripe unreachable while validating a key");
+        KeyError::Unreachable
+    })?;
     match resp.status().as_u16() {
-        200 => resp
-            .json::<StripeAccount>()
-            .await
-            .map_err(|_| KeyError::Unreachable),
+        200 => resp.json::<StripeAccount>().await.map_err(|error| {
+            tracing::warn!(%url, %error, "unexpected answer from GET /v1/account");
+            KeyError::Unreachable
+        }),
         401 | 403 => Err(KeyError::Rejected),
-        _ => Err(KeyError::Unreachable),
+        status => {
+            tracing::warn!(%url, status, "unexpected status from GET /v1/account");
+            Err(KeyError::Unreachable)
+        }
     }
 }
 
