@@ -80,6 +80,7 @@ impl Relay {
     /// One round: lock a batch (other replicas skip it), publish with confirms, mark published.
     pub async fn round(&self) -> anyhow::Result<usize> {
         let mut conn = self.pool.get().await?;
+        resolve_connect_tenants(&mut conn).await;
         let publisher = self.publisher.clone();
         let batch = self.batch;
         conn.transaction::<_, anyhow::Error, _>(async move |conn| {
@@ -127,7 +128,28 @@ impl Relay {
     }
 }
 
+/// Connect events carry the connected account; its tenant comes from query-api's
+/// `integration.account_tenants` view (the owner's read model). Events whose account has no
+/// active connection keep no tenant and are published as such, counted and logged.
+async fn resolve_connect_tenants(conn: &mut diesel_async::AsyncPgConnection) {
+    let resolved = diesel::sql_query(
+        "UPDATE ingress.events e SET tenant_id = v.tenant_id \
+         FROM (SELECT account_id, min(tenant_id) AS tenant_id FROM integration.account_tenants GROUP BY account_id) v \
+         WHERE e.published_at IS NULL AND e.tenant_id IS NULL AND e.account = v.account_id",
+    )
+    .execute(conn)
+    .await;
+    if let Err(error) = resolved {
+        // query-api has not created its view yet (first deploy); try again next round.
+        tracing::debug!(%error, "cannot resolve Connect tenants yet");
+    }
+}
+
 fn to_message(p: &Pending) -> Outgoing {
+    if p.tenant_id.is_none() {
+        metrics::counter!("ingress_events_unknown_account_total").increment(1);
+        tracing::warn!(event_id = %p.event_id, account = p.account.as_deref().unwrap_or(""), "event for an account with no active connection; published without tenant");
+    }
     let body = StripeEventReceived {
         event_id: p.event_id.clone(),
         event_type: p.event_type.clone(),

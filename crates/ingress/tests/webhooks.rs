@@ -282,7 +282,37 @@ async fn rotated_secrets_connect_endpoint_and_unknown_types_are_accepted() {
     // Stripe adds event types: stored and published.
     let body = event("evt_new_type", "brand_new.thing_happened");
     assert_eq!(app.send(&body).await.0, 200);
-    // Connect endpoint has its own secret and routes by account.
+    // Connect endpoint has its own secret and routes by account: acct_123 is connected by
+    // tenant-c (query-api's read model, stood in for here), acct_999 by nobody.
+    let mut conn = AsyncPgConnection::establish(&app.env.common.database.url)
+        .await
+        .unwrap();
+    diesel::sql_query("CREATE SCHEMA IF NOT EXISTS integration")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    diesel::sql_query(
+        "CREATE TABLE integration.account_tenants AS SELECT 'acct_123'::text AS account_id, 'tenant-c'::text AS tenant_id",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let mut unknown: serde_json::Value =
+        serde_json::from_slice(&event("evt_connect_unknown", "invoice.paid")).unwrap();
+    unknown["account"] = "acct_999".into();
+    let body = unknown.to_string().into_bytes();
+    let sig = header_value(CONNECT_SECRET, now(), &body);
+    assert_eq!(
+        app.post(
+            "/api/integrations/stripe/webhook/connect",
+            &body,
+            Some(sig),
+            "application/json"
+        )
+        .await
+        .0,
+        200
+    );
     let mut connect: serde_json::Value =
         serde_json::from_slice(&event("evt_connect", "invoice.paid")).unwrap();
     connect["account"] = "acct_123".into();
@@ -311,15 +341,24 @@ async fn rotated_secrets_connect_endpoint_and_unknown_types_are_accepted() {
         .0,
         200
     );
-    assert_eq!(app.rows().await, 3);
-    let published = app.wait_published(3).await;
-    assert_eq!(published.len(), 3);
-    let connect_msg = published
-        .iter()
-        .find(|(m, _)| m.event_id == "evt_connect")
-        .unwrap();
+    assert_eq!(app.rows().await, 4);
+    let published = app.wait_published(4).await;
+    assert_eq!(published.len(), 4);
+    let find = |id: &str| published.iter().find(|(m, _)| m.event_id == id).unwrap();
+    let connect_msg = find("evt_connect");
     assert_eq!(connect_msg.0.account, "acct_123");
     assert_eq!(connect_msg.0.endpoint, "connect");
+    assert_eq!(
+        header(&connect_msg.1, "tenant_id"),
+        "tenant-c",
+        "routed by account"
+    );
+    assert_eq!(
+        header(&find("evt_connect_unknown").1, "tenant_id"),
+        "",
+        "stored and published, not dropped"
+    );
+    assert_eq!(header(&find("evt_old_secret").1, "tenant_id"), "tenant-a");
     app.stop().await;
 }
 

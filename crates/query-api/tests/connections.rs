@@ -185,6 +185,14 @@ async fn an_admin_connects_a_restricted_key_which_is_sealed_and_tenant_scoped() 
         .open(&sealed, &ctx.replace("tenant-a", "tenant-b"))
         .is_err());
 
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM integration.account_tenants WHERE tenant_id = 'tenant-a'"
+        )
+        .await,
+        1
+    );
+
     // The same account again is a conflict, not a second row.
     let (status, _) = app
         .call(
@@ -243,6 +251,14 @@ async fn an_admin_connects_a_restricted_key_which_is_sealed_and_tenant_scoped() 
         .call(reqwest::Method::DELETE, &path, Some(&admin_a), None)
         .await;
     assert_eq!(status, 404, "already revoked");
+
+    // The read model other services use (ingress routes Connect events by it) follows.
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM integration.account_tenants")
+            .await,
+        0,
+        "revoked"
+    );
 
     // Audit trail: connect, reads, disconnect — and no secret in it.
     assert_eq!(app.count("SELECT count(*) AS n FROM integration.audit_log WHERE action = 'stripe.connect' AND tenant_id = 'tenant-a'").await, 1);
