@@ -27,6 +27,9 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
     },
+    /// Re-seal every stored Stripe secret with the first key of BILLING_MASTER_KEYS; run after
+    /// putting a new key first, then remove the old key once this reports 0 left.
+    RotateKey,
     /// Dead-letter queues.
     Dlq {
         #[command(subcommand)]
@@ -90,6 +93,16 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Token { .. } => unreachable!("handled before loading config"),
+        Command::RotateKey => {
+            let sealer = query_api::crypto::Sealer::from_env()
+                .map_err(|e| anyhow::anyhow!("invalid configuration `BILLING_MASTER_KEYS`: {e}"))?;
+            let pool = platform::db::pool(&common.database)?;
+            let n = query_api::connections::reseal_all(&pool, &sealer).await?;
+            println!(
+                "re-sealed {n} secret(s) with key `{}`",
+                sealer.current_key_id()
+            );
+        }
         Command::Dlq { action } => {
             let broker = Broker::new(common.amqp.clone(), Topology::new());
             match action {

@@ -229,3 +229,41 @@ async fn disconnect(
         .await?;
     Ok(HttpResponse::Ok().json(view))
 }
+
+/// Re-seals every stored secret with the current master key (`billingctl rotate-key`), row by
+/// row in short transactions; safe to re-run after an interruption. Returns rows re-sealed.
+pub async fn reseal_all(
+    pool: &platform::db::PgPool,
+    sealer: &crate::crypto::Sealer,
+) -> anyhow::Result<usize> {
+    let mut conn = pool.get().await?;
+    let stale: Vec<(Uuid, String)> = connections::table
+        .filter(connections::secret_key_id.ne(sealer.current_key_id()))
+        .select((connections::id, connections::tenant_id))
+        .load(&mut conn)
+        .await?;
+    let mut done = 0;
+    for (id, tenant) in stale {
+        conn.transaction::<_, anyhow::Error, _>(async |conn| {
+            let (bytes, key_id): (Vec<u8>, String) = connections::table
+                .filter(connections::id.eq(id))
+                .select((connections::secret_sealed, connections::secret_key_id))
+                .for_update()
+                .get_result(conn)
+                .await?;
+            let context = sealing_context(&tenant, id);
+            let resealed = sealer.reseal(&crate::crypto::Sealed { key_id, bytes }, &context)?;
+            diesel::update(connections::table.filter(connections::id.eq(id)))
+                .set((
+                    connections::secret_sealed.eq(resealed.bytes),
+                    connections::secret_key_id.eq(resealed.key_id),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+        .await?;
+        done += 1;
+    }
+    Ok(done)
+}

@@ -392,3 +392,70 @@ async fn secret_keys_only_when_the_operator_allows_them() {
     assert_eq!(body["kind"], "secret_key");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotating_the_master_key_reseals_every_secret() {
+    let app = TestApp::start(false).await;
+    let (status, body) = app
+        .call(
+            reqwest::Method::POST,
+            CONNECT,
+            Some(&app.token("tenant-a", Role::Admin)),
+            Some(serde_json::json!({"restricted_key": "rk_test_fake"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = uuid::Uuid::parse_str(body["id"].as_str().unwrap()).unwrap();
+
+    let new_key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    let mut keys = vec![("k2".to_string(), new_key.clone())];
+    keys.extend(master());
+    let rotated = Sealer::new(&keys).unwrap();
+    let pool = platform::db::pool(&app.env.common.database).unwrap();
+    assert_eq!(
+        query_api::connections::reseal_all(&pool, &rotated)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        query_api::connections::reseal_all(&pool, &rotated)
+            .await
+            .unwrap(),
+        0,
+        "idempotent"
+    );
+
+    #[derive(QueryableByName)]
+    struct Secret {
+        #[diesel(sql_type = Bytea)]
+        secret_sealed: Vec<u8>,
+        #[diesel(sql_type = Text)]
+        secret_key_id: String,
+    }
+    let mut conn = AsyncPgConnection::establish(&app.env.common.database.url)
+        .await
+        .unwrap();
+    let row: Secret =
+        diesel::sql_query("SELECT secret_sealed, secret_key_id FROM integration.connections")
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(row.secret_key_id, "k2");
+    // The old key can be retired: the new key alone opens it.
+    let only_new = Sealer::new(&[("k2".to_string(), new_key)]).unwrap();
+    let sealed = Sealed {
+        key_id: row.secret_key_id,
+        bytes: row.secret_sealed,
+    };
+    assert_eq!(
+        only_new
+            .open(
+                &sealed,
+                &query_api::connections::sealing_context("tenant-a", id)
+            )
+            .unwrap(),
+        b"rk_test_fake"
+    );
+    app.stop().await;
+}
