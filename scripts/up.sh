@@ -14,6 +14,9 @@ export STRIPE_API_BASE=${STRIPE_API_BASE:-http://$STRIPE_FAKE_LISTEN/}
 export STRIPE_CONNECT_BASE=${STRIPE_CONNECT_BASE:-http://$STRIPE_FAKE_LISTEN/}
 # Demo-only webhook secret shared by the fake (signer) and ingress (verifier).
 export STRIPE_WEBHOOK_SECRET=${STRIPE_WEBHOOK_SECRET:-whsec_demo_local_only}
+# The fake's platform: its Connect client id and secret key (test-mode values of the fake only).
+export STRIPE_CONNECT_CLIENT_ID=${STRIPE_CONNECT_CLIENT_ID:-ca_fake}
+export STRIPE_SECRET_KEY=${STRIPE_SECRET_KEY:-sk_test_fake}
 export BILLING__TELEMETRY__LOG_FORMAT=${BILLING__TELEMETRY__LOG_FORMAT:-json}
 # Local secrets (JWT signing key, master encryption key), made once per checkout and kept in
 # .run/ (git-ignored) so data sealed by one run opens in the next. Production injects its own.

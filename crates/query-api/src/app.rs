@@ -71,6 +71,7 @@ impl Application {
                     ))
                     .configure(health::configure)
                     .configure(connections::configure)
+                    .configure(crate::oauth::configure)
             })
             .disable_signals()
             .shutdown_timeout(10)

@@ -4,7 +4,7 @@
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use diesel::{ExpressionMethods as _, QueryDsl as _};
+use diesel::{ExpressionMethods as _, OptionalExtension as _, QueryDsl as _};
 use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -32,6 +32,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct ConnectRequest {
     /// A Stripe restricted key with read access (`rk_test_…` / `rk_live_…`).
     pub restricted_key: Option<String>,
+    /// `true` starts Connect OAuth instead: the answer carries Stripe's authorize URL.
+    pub oauth: Option<bool>,
 }
 
 #[derive(Debug, Serialize, diesel::Queryable)]
@@ -79,12 +81,20 @@ async fn connect(
     body: web::Json<ConnectRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
-    let key = body
-        .restricted_key
-        .as_deref()
-        .ok_or_else(|| ApiError::BadRequest("`restricted_key` is required".into()))?
-        .trim()
-        .to_string();
+    let key = match (&body.restricted_key, body.oauth) {
+        (Some(key), None | Some(false)) => key.trim().to_string(),
+        (None, Some(true)) => return crate::oauth::start(&caller, &state).await,
+        (Some(_), Some(true)) => {
+            return Err(ApiError::BadRequest(
+                "send either `restricted_key` or `oauth`, not both".into(),
+            ))
+        }
+        (None, _) => {
+            return Err(ApiError::BadRequest(
+                "`restricted_key` is required (or `\"oauth\": true` for Connect OAuth)".into(),
+            ))
+        }
+    };
     let shape = stripe_keys::shape(&key).map_err(key_error)?;
     if shape.kind == KeyKind::Secret {
         if !state.settings.allow_secret_keys {
@@ -102,19 +112,46 @@ async fn connect(
     let account = stripe_keys::fetch_account(&state.http, &state.settings.stripe_api_base, &key)
         .await
         .map_err(key_error)?;
+    let secret = NewSecret {
+        kind: shape.kind.as_str(),
+        account_id: account.id,
+        livemode: shape.livemode,
+        hint: stripe_keys::hint(&key),
+        secret: key,
+    };
+    Ok(HttpResponse::Created().json(store(&state, &caller, secret).await?))
+}
 
+/// A validated credential about to be stored.
+pub struct NewSecret {
+    pub kind: &'static str,
+    pub account_id: String,
+    pub livemode: bool,
+    pub hint: String,
+    pub secret: String,
+}
+
+/// Seals the credential and stores the connection with its audit record, in one transaction.
+pub async fn store(
+    state: &AppState,
+    caller: &Caller,
+    new: NewSecret,
+) -> Result<ConnectionView, ApiError> {
     let id = Uuid::new_v4();
     let sealed = state
         .sealer
-        .seal(key.as_bytes(), &sealing_context(caller.tenant.as_str(), id))
+        .seal(
+            new.secret.as_bytes(),
+            &sealing_context(caller.tenant.as_str(), id),
+        )
         .map_err(ApiError::internal)?;
     let row = NewConnection {
         id,
         tenant_id: caller.tenant.as_str().to_string(),
-        kind: shape.kind.as_str().to_string(),
-        account_id: account.id.clone(),
-        livemode: shape.livemode,
-        secret_hint: stripe_keys::hint(&key),
+        kind: new.kind.to_string(),
+        account_id: new.account_id,
+        livemode: new.livemode,
+        secret_hint: new.hint,
         secret_sealed: sealed.bytes,
         secret_key_id: sealed.key_id,
         created_by: caller.user.clone(),
@@ -135,12 +172,12 @@ async fn connect(
                 Err(e) => return Err(e.into()),
             };
             let detail = serde_json::json!({ "account_id": view.account_id, "kind": view.kind, "livemode": view.livemode, "hint": view.secret_hint });
-            audit::record(conn, &caller, "stripe.connect", Some(&view.id.to_string()), detail).await?;
+            audit::record(conn, caller, "stripe.connect", Some(&view.id.to_string()), detail).await?;
             Ok(view)
         })
         .await?;
-    tracing::info!(tenant = %caller.tenant, connection = %view.id, account = %view.account_id, "Stripe connected");
-    Ok(HttpResponse::Created().json(view))
+    tracing::info!(tenant = %caller.tenant, connection = %view.id, account = %view.account_id, kind = %view.kind, "Stripe connected");
+    Ok(view)
 }
 
 type ViewColumns = (
@@ -197,6 +234,19 @@ async fn disconnect(
     let id = Uuid::parse_str(&path)
         .map_err(|_| ApiError::BadRequest("connection id must be a UUID".into()))?;
     let mut conn = state.conn().await?;
+    let current: Option<(String, String)> = connections::table
+        .filter(connections::id.eq(id))
+        .filter(connections::tenant_id.eq(caller.tenant.as_str()))
+        .filter(connections::status.eq("active"))
+        .select((connections::kind, connections::account_id))
+        .first(&mut conn)
+        .await
+        .optional()?;
+    let (kind, account_id) = current.ok_or(ApiError::NotFound)?;
+    if kind == "oauth" {
+        // Revoke our access at Stripe first; if Stripe cannot be reached nothing changes here.
+        crate::oauth::deauthorize(&state, &account_id).await?;
+    }
     let view = conn
         .transaction::<_, ApiError, _>(async |conn| {
             let view: ConnectionView = diesel::update(

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod connections;
 pub mod crypto;
 pub mod error;
+pub mod oauth;
 pub mod schema;
 pub mod settings;
 pub mod stripe_keys;

@@ -18,6 +18,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    integration.oauth_states (state_hash) {
+        state_hash -> Text,
+        tenant_id -> Text,
+        user_id -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     integration.audit_log (id) {
         id -> Int8,
         tenant_id -> Text,

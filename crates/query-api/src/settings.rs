@@ -16,6 +16,17 @@ pub struct QueryApiSettings {
     pub stripe_livemode: bool,
     /// Accept full secret keys (`sk_…`) — dev/demo only, logged as a warning.
     pub allow_secret_keys: bool,
+    /// Connect platform client id (`ca_…`); empty disables Connect OAuth.
+    /// `STRIPE_CONNECT_CLIENT_ID` overrides.
+    #[serde(default)]
+    pub connect_client_id: String,
+    /// Public URL of `GET /api/integrations/stripe/callback`, registered with Stripe.
+    pub oauth_redirect_url: String,
+    /// How long an OAuth `state` stays valid, seconds.
+    pub oauth_state_ttl_secs: i64,
+    /// Platform secret key for the OAuth token exchange; from `STRIPE_SECRET_KEY` only.
+    #[serde(skip)]
+    pub platform_secret_key: Option<String>,
 }
 
 impl QueryApiSettings {
@@ -26,6 +37,12 @@ impl QueryApiSettings {
         if let Ok(base) = std::env::var("STRIPE_CONNECT_BASE") {
             self.stripe_connect_base = base;
         }
+        if let Ok(id) = std::env::var("STRIPE_CONNECT_CLIENT_ID") {
+            self.connect_client_id = id;
+        }
+        self.platform_secret_key = std::env::var("STRIPE_SECRET_KEY")
+            .ok()
+            .filter(|k| !k.trim().is_empty());
         self
     }
 

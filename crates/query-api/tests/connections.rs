@@ -53,6 +53,10 @@ impl TestApp {
             stripe_connect_base: fake.base_url(),
             stripe_livemode: false,
             allow_secret_keys,
+            connect_client_id: "ca_fake".into(),
+            oauth_redirect_url: "http://127.0.0.1:1/api/integrations/stripe/callback".into(),
+            oauth_state_ttl_secs: 600,
+            platform_secret_key: Some("sk_test_fake".into()),
         };
         let app = Application::build(
             env.common.clone(),
@@ -457,5 +461,96 @@ async fn rotating_the_master_key_reseals_every_secret() {
             .unwrap(),
         b"rk_test_fake"
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_oauth_round_trip_with_single_use_state() {
+    let app = TestApp::start(false).await;
+    let admin = app.token("tenant-a", Role::Admin);
+    let (status, body) = app
+        .call(
+            reqwest::Method::POST,
+            CONNECT,
+            Some(&admin),
+            Some(serde_json::json!({"oauth": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let authorize = url::Url::parse(body["authorize_url"].as_str().unwrap()).unwrap();
+    let param = |u: &url::Url, k: &str| {
+        u.query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into_owned())
+    };
+    assert_eq!(param(&authorize, "scope").as_deref(), Some("read_only"));
+    assert_eq!(param(&authorize, "client_id").as_deref(), Some("ca_fake"));
+    let state = param(&authorize, "state").unwrap();
+    assert_eq!(state.len(), 64);
+
+    // The admin approves at Stripe, which redirects the browser back with code and state.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_redirects.get(authorize.as_str()).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 302);
+    let back = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(param(&back, "state").as_deref(), Some(state.as_str()));
+    let callback = format!(
+        "/api/integrations/stripe/callback?{}",
+        back.query().unwrap()
+    );
+
+    // A forged state is refused and burns nothing.
+    let forged = callback.replace(&state, &"0".repeat(64));
+    let (status, _) = app.call(reqwest::Method::GET, &forged, None, None).await;
+    assert_eq!(status, 400);
+
+    let (status, conn) = app.call(reqwest::Method::GET, &callback, None, None).await;
+    assert_eq!(status, 201, "{conn}");
+    assert_eq!(conn["kind"], "oauth");
+    assert!(conn["account_id"].as_str().unwrap().starts_with("acct_"));
+    assert_eq!(
+        conn["created_by"], "tenant-a-user",
+        "attributed to the admin who started it"
+    );
+    assert!(!conn.to_string().contains("access_token"));
+
+    // Replaying the callback (same state) is refused: single use.
+    let (status, body) = app.call(reqwest::Method::GET, &callback, None, None).await;
+    assert_eq!(status, 400, "{body}");
+
+    // Visible to tenant A only; disconnecting deauthorizes at Stripe.
+    let (_, list_b) = app
+        .call(
+            reqwest::Method::GET,
+            LIST,
+            Some(&app.token("tenant-b", Role::Admin)),
+            None,
+        )
+        .await;
+    assert!(list_b["data"].as_array().unwrap().is_empty());
+    let (status, body) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("{LIST}/{}", conn["id"].as_str().unwrap()),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("revoked")),
+        "{body}"
+    );
+    let deauthorized = app
+        .fake
+        .state()
+        .read()
+        .revoked_accounts
+        .contains(conn["account_id"].as_str().unwrap());
+    assert!(deauthorized, "Stripe was told to revoke our access");
+    assert_eq!(app.count("SELECT count(*) AS n FROM integration.audit_log WHERE action IN ('stripe.oauth.start', 'stripe.connect', 'stripe.disconnect')").await, 3);
     app.stop().await;
 }
