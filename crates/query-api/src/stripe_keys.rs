@@ -158,7 +158,7 @@ mod tests {
     #[test]
     fn hints_hide_the_key() {
         assert_eq!(hint("rk_test_51Habcdefghijklmn9xyz"), "rk_test_…9xyz");
-        assert_eq!(hint("sk_live_0000wxyz"), "sk_live_…wxyz");
+        assert_eq!(hint("sk_live_ab_wxyz"), "sk_live_…wxyz");
         let h = hint("rk_test_secretsecretsecret1234");
         assert!(!h.contains("secretsecret"));
     }
