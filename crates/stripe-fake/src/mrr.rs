@@ -10,8 +10,9 @@
 //!   day/N × 365 ÷ 12 ÷ N;
 //! * `forever` coupons reduce MRR (percent off, or amount off per billing interval,
 //!   floored at 0); `once` and `repeating` coupons do not;
-//! * `cancel_at_period_end = true` still counts until the subscription ends
-//!   (configurable in the sync; the truth file states this choice);
+//! * `cancel_at_period_end = true` counts 0 from the moment cancellation is requested
+//!   (Stripe's billing-analytics default, and `domain::mrr`'s default policy; the truth
+//!   file states this choice);
 //! * exact rational arithmetic, rounded once at the end, half up, to the minor unit;
 //!   per currency, never converted.
 
@@ -89,7 +90,7 @@ pub fn counts(sub: &Subscription) -> bool {
 
 /// The subscription's exact MRR in its currency's minor unit.
 pub fn subscription_mrr(sub: &Subscription) -> Ratio {
-    if !counts(sub) {
+    if !counts(sub) || sub.cancel_at_period_end {
         return Ratio::ZERO;
     }
     let mut per_interval: i128 = 0;
@@ -267,7 +268,11 @@ mod tests {
         assert_eq!(mrr(&paused), 0);
         let mut cape = sub("active", p(), None);
         cape.cancel_at_period_end = true;
-        assert_eq!(mrr(&cape), 3000);
+        assert_eq!(
+            mrr(&cape),
+            0,
+            "stops counting when cancellation is requested"
+        );
     }
 
     #[test]

@@ -1493,7 +1493,7 @@ fn mrr_rules() -> BTreeMap<String, String> {
         ("normalisation", "month/N ÷N; year/N ÷12N; week/N ×52÷12÷N; day/N ×365÷12÷N"),
         ("tiers", "evaluated at the quantity (volume: one tier; graduated: sum), flat amounts included"),
         ("coupons", "forever reduces (percent, or amount_off per interval floored at 0); once and repeating do not"),
-        ("cancel_at_period_end", "still counted until the subscription ends"),
+        ("cancel_at_period_end", "counts 0 once cancellation is requested (Stripe's default)"),
         ("rounding", "exact rational sum per customer and currency, rounded once half-up to the minor unit"),
         ("currencies", "per currency in minor units (jpy is zero-decimal); never converted"),
         ("failed_payment_attempts", "charges with status=failed"),
