@@ -30,6 +30,17 @@ enum Command {
     /// Re-seal every stored Stripe secret with the first key of BILLING_MASTER_KEYS; run after
     /// putting a new key first, then remove the old key once this reports 0 left.
     RotateKey,
+    /// Import CSCX accounts from a CSV (header: account_id,name,domains,external_ids,csm_user_id)
+    /// or JSON-lines file and publish them to the matcher; bad rows are reported by line.
+    ImportAccounts {
+        file: String,
+        /// Tenant (CSCX organisation) the accounts belong to.
+        #[arg(long)]
+        tenant: String,
+        /// Validate and report only; publish nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Dead-letter queues.
     Dlq {
         #[command(subcommand)]
@@ -93,6 +104,11 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Token { .. } => unreachable!("handled before loading config"),
+        Command::ImportAccounts {
+            file,
+            tenant,
+            dry_run,
+        } => import_accounts(&common, &file, &tenant, dry_run).await?,
         Command::RotateKey => {
             let sealer = query_api::crypto::Sealer::from_env()
                 .map_err(|e| anyhow::anyhow!("invalid configuration `BILLING_MASTER_KEYS`: {e}"))?;
@@ -129,5 +145,58 @@ async fn main() -> anyhow::Result<()> {
             broker.close().await;
         }
     }
+    Ok(())
+}
+
+async fn import_accounts(
+    common: &CommonSettings,
+    file: &str,
+    tenant: &str,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    use contracts::{v1::CscxAccountUpserted, Contract as _};
+    use prost::Message as _;
+
+    domain::TenantId::parse(tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+    let format = matcher::import::Format::from_path(file)
+        .ok_or_else(|| anyhow::anyhow!("{file}: expected a .csv, .jsonl, .ndjson or .json file"))?;
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    let (accepted, rejected) = matcher::import::parse(&text, format, tenant);
+    for r in &rejected {
+        println!("{file}:{}: rejected: {}", r.line, r.reason);
+    }
+    if !dry_run && !accepted.is_empty() {
+        // Declaring the matcher's topology makes the messages wait durably even if the
+        // matcher is not running yet.
+        let broker = Broker::new(common.amqp.clone(), matcher::spec().topology);
+        let publisher = platform::amqp::Publisher::new(broker.clone());
+        let messages: Vec<_> = accepted
+            .iter()
+            .map(|a| {
+                platform::amqp::Outgoing::protobuf(
+                    CscxAccountUpserted::EXCHANGE,
+                    a.account.routing_key(),
+                    a.message_id.clone(),
+                    CscxAccountUpserted::TYPE,
+                    tenant,
+                    a.account.encode_to_vec(),
+                )
+            })
+            .collect();
+        for chunk in messages.chunks(500) {
+            publisher.publish_all(chunk).await?;
+        }
+        broker.close().await;
+    }
+    println!(
+        "{} account(s) {}, {} row(s) rejected",
+        accepted.len(),
+        if dry_run {
+            "valid (dry run, nothing published)"
+        } else {
+            "published"
+        },
+        rejected.len()
+    );
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! `matcher`: links Stripe customers to CSCX accounts in the `matching` schema.
 
+pub mod import;
+
 use contracts::{exchanges, queues};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use platform::{
