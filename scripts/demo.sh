@@ -35,6 +35,20 @@ import json,sys
 s=json.load(sys.stdin)
 print(json.dumps({k: s[k] for k in s if k in ("accounts","counts","clock","now","webhooks")}, indent=1)[:1500])'
 
+echo
+echo "== CSCX accounts imported for matching (one per company in the seeded book)"
+ACCOUNTS=.run/demo-accounts.jsonl
+curl -s "$FAKE/_admin/truth" | python3 -c '
+import json, sys
+seen = set()
+for c in json.load(sys.stdin)["customers"]:
+    if c["company_id"] in seen:
+        continue
+    seen.add(c["company_id"])
+    print(json.dumps({"account_id": c["company_id"], "name": c["company_name"], "domains": [c["company_domain"]]}))
+' >"$ACCOUNTS"
+$BILLINGCTL import-accounts "$ACCOUNTS" --tenant demo | tail -3 | sed 's/^/  /'
+
 # A customer with an active subscription, from the truth file.
 CUSTOMER=$(curl -s "$FAKE/_admin/truth" | python3 -c '
 import json,sys
@@ -46,6 +60,7 @@ for c in t["customers"]:
 echo
 echo "== A payment fails for $CUSTOMER (Stripe sends signed webhooks to ingress)"
 before=$($PSQL -c "SELECT count(*) FROM ingress.events" 2>/dev/null || echo 0)
+started=$($PSQL -c "SELECT now()")
 curl -s -X POST "$FAKE/_admin/trigger/fail_payment" -H 'content-type: application/json' \
   -d "{\"customer\":\"$CUSTOMER\"}" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("events sent:", ", ".join(r.get("event_types", [])))'
 
@@ -57,7 +72,7 @@ for _ in $(seq 1 40); do
 done
 echo
 echo "== Ingress: verified, stored once, relayed to the stripe.events exchange"
-$PSQL -F ' | ' -c "SELECT event_id, event_type, tenant_id, to_char(received_at,'HH24:MI:SS.MS'), CASE WHEN published_at IS NULL THEN 'pending' ELSE 'published' END FROM ingress.events ORDER BY id DESC LIMIT 8"
+$PSQL -F ' | ' -c "SELECT event_id, event_type, tenant_id, to_char(received_at,'HH24:MI:SS.MS'), CASE WHEN published_at IS NULL THEN 'pending' ELSE 'published' END FROM ingress.events WHERE received_at >= '$started' ORDER BY id DESC LIMIT 10"
 echo
 echo "== Ingress metrics"
 curl -s "$INGRESS/metrics" | grep -E '^ingress_(webhooks_received|webhooks_rejected|webhooks_duplicate|events_published)_total' || true

@@ -83,6 +83,13 @@ pub struct IdGen {
 }
 
 impl IdGen {
+    /// Re-seeds the random part of future ids. A running server salts its generator so that
+    /// objects and events created at runtime get ids never seen before — as on Stripe, where
+    /// an event id is unique forever — even when the fake restarts from the same seeded book.
+    pub fn salt(&mut self, salt: u64) {
+        self.rng = Rng::new(salt);
+    }
+
     pub fn new(seed: u64) -> Self {
         IdGen {
             seq: 0,

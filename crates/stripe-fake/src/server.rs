@@ -101,7 +101,16 @@ impl FakeServer {
 
     /// Like [`FakeServer::start`] but serves a state built by the caller
     /// (`seed::generate_with`, or `State::new` plus objects).
-    pub async fn start_with_state(config: FakeConfig, state: State) -> anyhow::Result<FakeServer> {
+    pub async fn start_with_state(
+        config: FakeConfig,
+        mut state: State,
+    ) -> anyhow::Result<FakeServer> {
+        let salt = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default()
+            ^ u64::from(std::process::id());
+        state.ids.salt(salt);
         let listen = config.listen.clone();
         let workers = config.workers.max(1);
         let prewarm = config.prewarm;
