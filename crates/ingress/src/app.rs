@@ -89,19 +89,11 @@ impl Application {
         tracing::info!(port, "ingress listening");
 
         let spec = crate::spec();
-        let Some(pool) = platform::db::connect_with_retry(
-            &common.database,
-            spec.schema,
-            spec.migrations,
-            common.database.migrate_on_start,
-            &cancel,
-        )
-        .await
+        let Some(pool) = platform::service::database(&spec, &common, &readiness, &cancel).await
         else {
             handle.stop(true).await;
             return Ok(());
         };
-        readiness.set_pool(pool.clone());
         let committed = Arc::new(Notify::new());
         let _ = state.store.set(EventStore::start(
             pool.clone(),

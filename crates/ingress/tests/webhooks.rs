@@ -64,12 +64,7 @@ impl TestApp {
         let readiness = app.readiness();
         let cancel = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
-        for _ in 0..200 {
-            if readiness.pool().is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        platform::testing::wait_for_database(&readiness).await;
         Self {
             env,
             base,

@@ -69,6 +69,22 @@ pub async fn dependencies(
     readiness: &Readiness,
     cancel: &CancellationToken,
 ) -> Option<(PgPool, Arc<Broker>)> {
+    let pool = database(spec, common, readiness, cancel).await?;
+    let broker = Broker::new(common.amqp.clone(), spec.topology.clone());
+    broker.connect_with_retry(cancel).await?;
+    readiness.set_broker(broker.clone());
+    tracing::info!(service = spec.name, "dependencies ready");
+    Some((pool, broker))
+}
+
+/// Waits for the service's database (migrating when configured) and records it in
+/// `readiness`; `None` if cancelled first. The shared first step of every service's start-up.
+pub async fn database(
+    spec: &ServiceSpec,
+    common: &CommonSettings,
+    readiness: &Readiness,
+    cancel: &CancellationToken,
+) -> Option<PgPool> {
     let pool = crate::db::connect_with_retry(
         &common.database,
         spec.schema,
@@ -78,11 +94,7 @@ pub async fn dependencies(
     )
     .await?;
     readiness.set_pool(pool.clone());
-    let broker = Broker::new(common.amqp.clone(), spec.topology.clone());
-    broker.connect_with_retry(cancel).await?;
-    readiness.set_broker(broker.clone());
-    tracing::info!(service = spec.name, "dependencies ready");
-    Some((pool, broker))
+    Some(pool)
 }
 
 /// The health/metrics listener of a worker. Returns the server (to await) and its bound port.

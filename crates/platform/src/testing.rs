@@ -369,3 +369,13 @@ pub fn init_telemetry() {
         crate::telemetry::init("test", &settings).ok()
     });
 }
+
+/// Waits (10 s at most) until an in-process service has reached its database.
+pub async fn wait_for_database(readiness: &crate::health::Readiness) {
+    for _ in 0..200 {
+        if readiness.pool().is_some() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

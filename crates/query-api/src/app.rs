@@ -106,16 +106,7 @@ impl Application {
         let server_task = tokio::spawn(server);
         tracing::info!(port, "query-api listening");
         let spec = crate::spec();
-        if let Some(pool) = platform::db::connect_with_retry(
-            &common.database,
-            spec.schema,
-            spec.migrations,
-            common.database.migrate_on_start,
-            &cancel,
-        )
-        .await
-        {
-            readiness.set_pool(pool.clone());
+        if let Some(pool) = platform::service::database(&spec, &common, &readiness, &cancel).await {
             let _ = state.pool.set(pool);
             cancel.cancelled().await;
         }

@@ -2,7 +2,6 @@
 //! validated by a read call, sealed at rest, scoped to the tenant, audit-logged; every bad
 //! input refused with a clear message and nothing stored.
 
-use std::time::Duration;
 
 use base64::Engine as _;
 use diesel::{
@@ -69,12 +68,7 @@ impl TestApp {
         let readiness = app.readiness();
         let cancel = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
-        for _ in 0..200 {
-            if readiness.pool().is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        platform::testing::wait_for_database(&readiness).await;
         Self {
             env,
             base,
