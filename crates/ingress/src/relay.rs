@@ -80,11 +80,10 @@ impl Relay {
     /// One round: lock a batch (other replicas skip it), publish with confirms, mark published.
     pub async fn round(&self) -> anyhow::Result<usize> {
         let mut conn = self.pool.get().await?;
-        resolve_connect_tenants(&mut conn).await;
         let publisher = self.publisher.clone();
         let batch = self.batch;
         conn.transaction::<_, anyhow::Error, _>(async move |conn| {
-            let pending: Vec<Pending> = events::table
+            let mut pending: Vec<Pending> = events::table
                 .filter(events::published_at.is_null())
                 .order(events::id)
                 .limit(batch)
@@ -109,6 +108,7 @@ impl Relay {
             if pending.is_empty() {
                 return Ok(0);
             }
+            resolve_connect_tenants(conn, &mut pending).await?;
             let messages: Vec<Outgoing> = pending.iter().map(to_message).collect();
             publisher.publish_all(&messages).await?;
             let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();
@@ -129,20 +129,69 @@ impl Relay {
 }
 
 /// Connect events carry the connected account; its tenant comes from query-api's
-/// `integration.account_tenants` view (the owner's read model). Events whose account has no
-/// active connection keep no tenant and are published as such, counted and logged.
-async fn resolve_connect_tenants(conn: &mut diesel_async::AsyncPgConnection) {
-    let resolved = diesel::sql_query(
-        "UPDATE ingress.events e SET tenant_id = v.tenant_id \
-         FROM (SELECT account_id, min(tenant_id) AS tenant_id FROM integration.account_tenants GROUP BY account_id) v \
-         WHERE e.published_at IS NULL AND e.tenant_id IS NULL AND e.account = v.account_id",
-    )
-    .execute(conn)
-    .await;
-    if let Err(error) = resolved {
-        // query-api has not created its view yet (first deploy); try again next round.
-        tracing::debug!(%error, "cannot resolve Connect tenants yet");
+/// `integration.account_tenants` view (the owner's read model). Resolved for exactly the rows
+/// this round locked, inside its transaction, so no event can slip between resolution and
+/// publishing. Events whose account has no active connection keep no tenant and are published
+/// as such, counted and logged.
+async fn resolve_connect_tenants(
+    conn: &mut diesel_async::AsyncPgConnection,
+    pending: &mut [Pending],
+) -> diesel::QueryResult<()> {
+    use diesel::sql_types::{Array, Bool, Text};
+
+    #[derive(diesel::QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = Bool)]
+        exists: bool,
     }
+    #[derive(diesel::QueryableByName)]
+    struct AccountTenant {
+        #[diesel(sql_type = Text)]
+        account_id: String,
+        #[diesel(sql_type = Text)]
+        tenant_id: String,
+    }
+
+    let mut accounts: Vec<String> = pending
+        .iter()
+        .filter(|p| p.tenant_id.is_none())
+        .filter_map(|p| p.account.clone())
+        .collect();
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    accounts.sort();
+    accounts.dedup();
+    // Checked without erroring, so a missing view (first deploy) cannot abort the transaction.
+    let view: Exists = diesel::sql_query(
+        "SELECT to_regclass('integration.account_tenants') IS NOT NULL AS exists",
+    )
+    .get_result(conn)
+    .await?;
+    if !view.exists {
+        return Ok(());
+    }
+    let tenants: std::collections::HashMap<String, String> = diesel::sql_query(
+        "SELECT account_id, min(tenant_id) AS tenant_id FROM integration.account_tenants \
+         WHERE account_id = ANY($1) GROUP BY account_id",
+    )
+    .bind::<Array<Text>, _>(&accounts)
+    .load::<AccountTenant>(conn)
+    .await?
+    .into_iter()
+    .map(|r| (r.account_id, r.tenant_id))
+    .collect();
+    for p in pending.iter_mut().filter(|p| p.tenant_id.is_none()) {
+        let Some(tenant) = p.account.as_ref().and_then(|a| tenants.get(a)) else {
+            continue;
+        };
+        diesel::update(events::table.filter(events::id.eq(p.id)))
+            .set(events::tenant_id.eq(tenant))
+            .execute(conn)
+            .await?;
+        p.tenant_id = Some(tenant.clone());
+    }
+    Ok(())
 }
 
 fn to_message(p: &Pending) -> Outgoing {

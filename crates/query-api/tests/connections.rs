@@ -2,7 +2,6 @@
 //! validated by a read call, sealed at rest, scoped to the tenant, audit-logged; every bad
 //! input refused with a clear message and nothing stored.
 
-
 use base64::Engine as _;
 use diesel::{
     sql_types::{BigInt, Bytea, Text},
