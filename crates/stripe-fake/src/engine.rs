@@ -248,51 +248,21 @@ pub fn create_invoice(
             .get(&item.price.product)
             .map(|p| p.name.clone())
             .unwrap_or_else(|| "Subscription".into());
-        lines.push(InvoiceLine {
+        lines.push(subscription_line(SubscriptionLine {
             id: ctx.ids.next("il"),
-            object: Lit("line_item"),
-            amount,
+            invoice: inv_id.clone(),
+            subscription: sub.id.clone(),
             currency: sub.currency.clone(),
-            description: Some(if trial {
+            item,
+            amount,
+            description: if trial {
                 format!("Trial period for {product_name}")
             } else {
                 format!("{qty} × {product_name}")
-            }),
-            discount_amounts: EmptyList,
-            discountable: true,
-            discounts: EmptyList,
-            invoice: inv_id.clone(),
-            livemode: false,
-            metadata: Metadata::new(),
-            parent: LineParent {
-                invoice_item_details: Null,
-                subscription_item_details: Some(SubscriptionItemDetails {
-                    invoice_item: Null,
-                    proration: false,
-                    proration_details: ProrationDetails {
-                        credited_items: Null,
-                    },
-                    subscription: sub.id.clone(),
-                    subscription_item: item.id.clone(),
-                }),
-                kind: Lit("subscription_item_details"),
-            },
-            period: Period {
-                end: period_end,
-                start: period_start,
-            },
-            pretax_credit_amounts: EmptyList,
-            pricing: LinePricing {
-                price_details: PriceDetails {
-                    price: item.price.id.clone(),
-                    product: item.price.product.clone(),
-                },
-                kind: Lit("price_details"),
-                unit_amount_decimal: item.price.unit_amount_decimal.clone(),
             },
             quantity: Some(qty),
-            taxes: EmptyList,
-        });
+            period: (period_start, period_end),
+        }));
     }
     let mut discount_amounts = vec![];
     let mut discounts = vec![];
@@ -1409,6 +1379,65 @@ pub fn open_dispute(
     ctx.emit_value("charge.updated", after, prev);
     book.disputes.insert(dispute);
     Ok(id)
+}
+
+/// What differs between the invoice lines of subscription items.
+pub struct SubscriptionLine<'a> {
+    pub id: String,
+    pub invoice: String,
+    pub subscription: String,
+    pub currency: String,
+    pub item: &'a SubscriptionItem,
+    pub amount: i64,
+    pub description: String,
+    pub quantity: Option<i64>,
+    pub period: (i64, i64),
+}
+
+/// An invoice line for one subscription item, as Stripe renders it (basil shape); shared by
+/// the seed generator and live billing.
+pub fn subscription_line(l: SubscriptionLine<'_>) -> InvoiceLine {
+    InvoiceLine {
+        id: l.id,
+        object: Lit("line_item"),
+        amount: l.amount,
+        currency: l.currency,
+        description: Some(l.description),
+        discount_amounts: EmptyList,
+        discountable: true,
+        discounts: EmptyList,
+        invoice: l.invoice,
+        livemode: false,
+        metadata: Metadata::new(),
+        parent: LineParent {
+            invoice_item_details: Null,
+            subscription_item_details: Some(SubscriptionItemDetails {
+                invoice_item: Null,
+                proration: false,
+                proration_details: ProrationDetails {
+                    credited_items: Null,
+                },
+                subscription: l.subscription,
+                subscription_item: l.item.id.clone(),
+            }),
+            kind: Lit("subscription_item_details"),
+        },
+        period: Period {
+            end: l.period.1,
+            start: l.period.0,
+        },
+        pretax_credit_amounts: EmptyList,
+        pricing: LinePricing {
+            price_details: PriceDetails {
+                price: l.item.price.id.clone(),
+                product: l.item.price.product.clone(),
+            },
+            kind: Lit("price_details"),
+            unit_amount_decimal: l.item.price.unit_amount_decimal.clone(),
+        },
+        quantity: l.quantity,
+        taxes: EmptyList,
+    }
 }
 
 #[cfg(test)]

@@ -1162,51 +1162,21 @@ impl History<'_> {
                 engine::item_amount(&it.price, it.quantity.unwrap_or(1))
             };
             subtotal += amount;
-            lines.push(InvoiceLine {
+            lines.push(engine::subscription_line(engine::SubscriptionLine {
                 id: ids.next("il"),
-                object: Lit("line_item"),
-                amount,
+                invoice: inv_id.clone(),
+                subscription: self.sub_id.clone(),
                 currency: self.cur.to_string(),
-                description: Some(format!(
+                item: it,
+                amount,
+                description: format!(
                     "{} × {}",
                     it.quantity.unwrap_or(1),
                     it.price.nickname.clone().unwrap_or_default()
-                )),
-                discount_amounts: EmptyList,
-                discountable: true,
-                discounts: EmptyList,
-                invoice: inv_id.clone(),
-                livemode: false,
-                metadata: Metadata::new(),
-                parent: LineParent {
-                    invoice_item_details: Null,
-                    subscription_item_details: Some(SubscriptionItemDetails {
-                        invoice_item: Null,
-                        proration: false,
-                        proration_details: ProrationDetails {
-                            credited_items: Null,
-                        },
-                        subscription: self.sub_id.clone(),
-                        subscription_item: it.id.clone(),
-                    }),
-                    kind: Lit("subscription_item_details"),
-                },
-                period: Period {
-                    end: period_end,
-                    start: period_start,
-                },
-                pretax_credit_amounts: EmptyList,
-                pricing: LinePricing {
-                    price_details: PriceDetails {
-                        price: it.price.id.clone(),
-                        product: it.price.product.clone(),
-                    },
-                    kind: Lit("price_details"),
-                    unit_amount_decimal: it.price.unit_amount_decimal.clone(),
-                },
+                ),
                 quantity: it.quantity.or(Some(0)),
-                taxes: EmptyList,
-            });
+                period: (period_start, period_end),
+            }));
         }
         let mut discount_amounts = vec![];
         let mut discounts = vec![];
