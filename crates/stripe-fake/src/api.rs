@@ -1957,6 +1957,8 @@ pub fn new_subscription(
         },
         billing_cycle_anchor: start,
         billing_cycle_anchor_config: Null,
+        billing_mode: BillingMode::classic(),
+        billing_schedules: EmptyList,
         billing_thresholds: Null,
         cancel_at: None,
         cancel_at_period_end: false,

@@ -712,7 +712,7 @@ pub fn attempt_payment(
                     decline_code: Some(code.clone()),
                     doc_url: "https://stripe.com/docs/error-codes/card-declined".into(),
                     message: decline_message(code).into(),
-                    payment_method: pm_id.clone(),
+                    payment_method: pm.clone(),
                     kind: Lit("card_error"),
                 });
             }
@@ -1436,6 +1436,7 @@ pub fn subscription_line(l: SubscriptionLine<'_>) -> InvoiceLine {
             unit_amount_decimal: l.item.price.unit_amount_decimal.clone(),
         },
         quantity: l.quantity,
+        subtotal: l.amount,
         taxes: EmptyList,
     }
 }

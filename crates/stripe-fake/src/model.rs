@@ -593,6 +593,21 @@ pub struct TrialSettings {
     pub end_behavior: TrialEndBehavior,
 }
 
+/// `billing_mode`: how prorations and periods are computed; the fake bills `classic`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BillingMode {
+    #[serde(rename = "type")]
+    pub kind: Lit,
+}
+
+impl BillingMode {
+    pub fn classic() -> Self {
+        BillingMode {
+            kind: Lit("classic"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Subscription {
     pub id: String,
@@ -602,6 +617,9 @@ pub struct Subscription {
     pub automatic_tax: AutomaticTax,
     pub billing_cycle_anchor: i64,
     pub billing_cycle_anchor_config: Null,
+    pub billing_mode: BillingMode,
+    /// Billing schedules (newer API versions); the fake never creates any.
+    pub billing_schedules: EmptyList,
     pub billing_thresholds: Null,
     pub cancel_at: Option<i64>,
     pub cancel_at_period_end: bool,
@@ -752,6 +770,8 @@ pub struct InvoiceLine {
     pub pretax_credit_amounts: EmptyList,
     pub pricing: LinePricing,
     pub quantity: Option<i64>,
+    /// Line amount before discounts and taxes (a required field since 2025 versions).
+    pub subtotal: i64,
     pub taxes: EmptyList,
 }
 
@@ -1006,7 +1026,8 @@ pub struct LastPaymentError {
     pub decline_code: Option<String>,
     pub doc_url: String,
     pub message: String,
-    pub payment_method: Option<String>,
+    /// The full payment method object (Stripe embeds it here; it is not expandable).
+    pub payment_method: Option<PaymentMethod>,
     #[serde(rename = "type")]
     pub kind: Lit,
 }

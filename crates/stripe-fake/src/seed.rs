@@ -1279,7 +1279,7 @@ impl History<'_> {
                 decline_code: Some(self.decline.clone()),
                 doc_url: "https://stripe.com/docs/error-codes/card-declined".into(),
                 message: crate::error::decline_message(&self.decline).into(),
-                payment_method: self.pm.clone(),
+                payment_method: pm.clone(),
                 kind: Lit("card_error"),
             });
             last_charge = Some(ch_id);

@@ -1,0 +1,10 @@
+//! Stripe's REST API for our services: async-stripe pointed at a configurable base URL
+//! (Stripe or the fake), behind a token-bucket rate limit and retries with backoff.
+
+pub use stripe;
+pub use stripe_billing;
+pub use stripe_core;
+pub use stripe_payment;
+pub use stripe_product;
+pub use stripe_shared;
+pub use stripe_types;
