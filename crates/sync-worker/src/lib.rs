@@ -1,6 +1,9 @@
 //! `sync-worker`: Stripe's truth into the `billing` schema — backfill, live events,
 //! reconciliation, MRR and change history.
 
+pub mod credentials;
+pub mod mrr_input;
+
 use contracts::{exchanges, queues};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use platform::{

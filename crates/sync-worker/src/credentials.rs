@@ -1,0 +1,1 @@
+//! Placeholder: being written (connection credentials from integration.sync_connections).
