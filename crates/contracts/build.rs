@@ -1,7 +1,9 @@
 //! Generates Rust types from `proto/` with protox (pure Rust: no `protoc` needed on the machine).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not with `env!`: a build script compiled in another checkout
+    // (CI clones elsewhere but shares the target dir) would otherwise look there.
+    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let mut files = Vec::new();
     collect(&root, &mut files)?;
     files.sort();

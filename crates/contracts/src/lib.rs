@@ -34,6 +34,8 @@ pub mod queues {
     /// Risk engine: billing facts and matching links.
     pub const RISK_BILLING: &str = "risk-engine.billing";
     pub const RISK_MATCHING: &str = "risk-engine.matching";
+    /// Query API: Stripe events that change a connection (`account.application.deauthorized`).
+    pub const QUERY_API_CONNECTIONS: &str = "query-api.connections";
 }
 
 /// A message type on the bus.

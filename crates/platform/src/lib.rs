@@ -3,6 +3,7 @@
 pub mod amqp;
 pub mod backoff;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod health;
 pub mod inbox;

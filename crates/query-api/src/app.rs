@@ -1,10 +1,13 @@
 //! The query-api process: the HTTP listener starts at once (health, then `/api` answering 503
-//! until Postgres is ready), migrations of the `integration` schema, graceful stop.
+//! until Postgres is ready), migrations of the `integration` schema, the consumer of Stripe
+//! events that change connections, graceful stop. Readiness depends on Postgres only: with
+//! the broker down the API still serves (backfill requests are best effort).
 
 use std::{sync::Arc, time::Duration};
 
 use actix_web::{web, App, HttpServer};
 use platform::{
+    amqp::{run_consumer, Broker, ConsumerOptions, Publisher},
     config::CommonSettings,
     db::{PgPool, PooledConn},
     health::{self, Readiness},
@@ -12,7 +15,8 @@ use platform::{
 };
 
 use crate::{
-    auth::TokenKeys, connections, crypto::Sealer, error::ApiError, settings::QueryApiSettings,
+    auth::TokenKeys, connections, crypto::Sealer, deauthorization::Deauthorizations,
+    error::ApiError, settings::QueryApiSettings,
 };
 
 /// Shared by every handler.
@@ -21,6 +25,8 @@ pub struct AppState {
     pub sealer: Sealer,
     pub http: reqwest::Client,
     pub pool: std::sync::OnceLock<PgPool>,
+    /// Publishes sync jobs (connects lazily; failures only delay a backfill).
+    pub jobs: Publisher,
 }
 
 impl AppState {
@@ -35,6 +41,7 @@ pub struct Application {
     server: actix_web::dev::Server,
     state: web::Data<AppState>,
     readiness: Arc<Readiness>,
+    broker: Arc<Broker>,
     common: CommonSettings,
 }
 
@@ -51,11 +58,13 @@ impl Application {
             .timeout(Duration::from_secs(20))
             .build()?;
         let listen = settings.listen;
+        let broker = Broker::new(common.amqp.clone(), crate::spec().topology);
         let state = web::Data::new(AppState {
             settings,
             sealer,
             http,
             pool: std::sync::OnceLock::new(),
+            jobs: Publisher::new(broker.clone()),
         });
         let keys = web::Data::new(Arc::new(keys));
         let _ = health::prometheus();
@@ -82,6 +91,7 @@ impl Application {
             server: server.run(),
             state,
             readiness,
+            broker,
             common,
         })
     }
@@ -100,19 +110,37 @@ impl Application {
             server,
             state,
             readiness,
+            broker,
             common,
         } = self;
         let handle = server.handle();
         let server_task = tokio::spawn(server);
         tracing::info!(port, "query-api listening");
         let spec = crate::spec();
+        let mut consumer = None;
         if let Some(pool) = platform::service::database(&spec, &common, &readiness, &cancel).await {
-            let _ = state.pool.set(pool);
+            let _ = state.pool.set(pool.clone());
+            readiness.set_broker(broker.clone());
+            // The consumer connects (and reconnects) on its own; the API does not wait for it.
+            let options = ConsumerOptions::from_settings(
+                contracts::queues::QUERY_API_CONNECTIONS,
+                &common.amqp,
+            );
+            consumer = Some(tokio::spawn(run_consumer(
+                broker.clone(),
+                options,
+                Arc::new(Deauthorizations::new(pool)),
+                cancel.clone(),
+            )));
             cancel.cancelled().await;
         }
         readiness.start_draining();
         handle.stop(true).await;
         let _ = server_task.await;
+        if let Some(consumer) = consumer {
+            let _ = consumer.await;
+        }
+        broker.close().await;
         tracing::info!("query-api stopped");
         Ok(())
     }

@@ -22,10 +22,31 @@ pub async fn record(
     target: Option<&str>,
     detail: serde_json::Value,
 ) -> diesel::QueryResult<()> {
+    record_by(
+        conn,
+        caller.tenant.as_str(),
+        &caller.user,
+        action,
+        target,
+        detail,
+    )
+    .await
+}
+
+/// Records a change made by someone other than an API caller (e.g. actor `stripe` for a
+/// revocation Stripe told us about), in the tenant it affected.
+pub async fn record_by(
+    conn: &mut AsyncPgConnection,
+    tenant_id: &str,
+    actor: &str,
+    action: &str,
+    target: Option<&str>,
+    detail: serde_json::Value,
+) -> diesel::QueryResult<()> {
     diesel::insert_into(audit_log::table)
         .values(NewEntry {
-            tenant_id: caller.tenant.as_str(),
-            actor: &caller.user,
+            tenant_id,
+            actor,
             action,
             target,
             detail,

@@ -1,6 +1,7 @@
 //! `POST /api/integrations/stripe/connect` (restricted key), `GET …/connections`,
 //! `DELETE …/connections/{id}`: admins connect Stripe; keys are validated with one read call,
-//! sealed with AES-256-GCM, never returned; every change and read is audit-logged.
+//! sealed with AES-256-GCM, never returned; every change and read is audit-logged. A stored
+//! connection is handed to the sync worker with a backfill request.
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -70,10 +71,8 @@ fn key_error(e: KeyError) -> ApiError {
     }
 }
 
-/// Associated data binding a sealed secret to its tenant and row.
-pub fn sealing_context(tenant: &str, connection: Uuid) -> String {
-    format!("connection:{tenant}:{connection}")
-}
+/// Associated data binding a sealed secret to its tenant and row (shared with the sync worker).
+pub use platform::crypto::connection_context as sealing_context;
 
 async fn connect(
     caller: Caller,
@@ -131,7 +130,8 @@ pub struct NewSecret {
     pub secret: String,
 }
 
-/// Seals the credential and stores the connection with its audit record, in one transaction.
+/// Seals the credential and stores the connection with its audit record, in one transaction,
+/// then asks the sync worker for a backfill (best effort: see [`crate::sync_jobs`]).
 pub async fn store(
     state: &AppState,
     caller: &Caller,
@@ -177,6 +177,7 @@ pub async fn store(
         })
         .await?;
     tracing::info!(tenant = %caller.tenant, connection = %view.id, account = %view.account_id, kind = %view.kind, "Stripe connected");
+    crate::sync_jobs::request_backfill(&state.jobs, caller.tenant.as_str(), view.id).await;
     Ok(view)
 }
 

@@ -5,17 +5,21 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod connections;
-pub mod crypto;
+pub mod deauthorization;
 pub mod error;
 pub mod oauth;
 pub mod schema;
 pub mod settings;
 pub mod stripe_keys;
+pub mod sync_jobs;
 
-use contracts::exchanges;
+/// The sealer lives in `platform` because the sync worker opens what this service seals.
+pub use platform::crypto;
+
+use contracts::{exchanges, queues};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use platform::{
-    amqp::Topology,
+    amqp::{QueueSpec, Topology},
     config::CommonSettings,
     service::{ServiceSettings, ServiceSpec},
 };
@@ -47,6 +51,9 @@ pub fn spec() -> ServiceSpec {
         name: "query-api",
         schema: "integration",
         migrations: || MIGRATIONS,
-        topology: Topology::new().exchange(exchanges::SYNC_JOBS),
+        topology: Topology::new().exchange(exchanges::SYNC_JOBS).queue(
+            QueueSpec::new(queues::QUERY_API_CONNECTIONS)
+                .bind(exchanges::STRIPE_EVENTS, deauthorization::EVENT_TYPE),
+        ),
     }
 }

@@ -1880,6 +1880,7 @@ fn create_subscription(app: &App, book: &mut Book, ctx: &mut Ctx, p: &Params) ->
             id: ctx.ids.next("di"),
             object: Lit("discount"),
             checkout_session: Null,
+            source: DiscountSource::coupon(&c.id),
             coupon: c,
             customer: customer.clone(),
             end,

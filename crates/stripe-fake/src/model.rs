@@ -444,9 +444,28 @@ pub struct Discount {
     pub invoice: Null,
     pub invoice_item: Null,
     pub promotion_code: Null,
+    /// Where the discount comes from (newer API versions; basil also renders `coupon`).
+    pub source: DiscountSource,
     pub start: i64,
     pub subscription: Option<String>,
     pub subscription_item: Null,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DiscountSource {
+    /// The coupon's id (expandable in Stripe; the fake renders the id).
+    pub coupon: String,
+    #[serde(rename = "type")]
+    pub kind: Lit,
+}
+
+impl DiscountSource {
+    pub fn coupon(id: &str) -> Self {
+        DiscountSource {
+            coupon: id.to_owned(),
+            kind: Lit("coupon"),
+        }
+    }
 }
 
 // ---------------------------------------------------------------- Subscription

@@ -199,6 +199,7 @@ mod tests {
             id: "di_1".into(),
             object: Lit("discount"),
             checkout_session: Null,
+            source: DiscountSource::coupon(&c.id),
             coupon: c,
             customer: "cus_1".into(),
             end: None,

@@ -85,6 +85,9 @@ fn cannot_expand(path: &str) -> ApiError {
     .with_param("expand")
 }
 
+/// Fields Stripe leaves out unless expanded.
+const INCLUDABLE: &[&str] = &["tiers"];
+
 /// Applies one expansion path (`customer`, `items.data.price.product`, ...) in place.
 pub fn expand_path(book: &Book, v: &mut Value, path: &[&str], full: &str) -> Result<(), ApiError> {
     let Some((key, rest)) = path.split_first() else {
@@ -95,7 +98,13 @@ pub fn expand_path(book: &Book, v: &mut Value, path: &[&str], full: &str) -> Res
         Value::Null => return Ok(()),
         _ => return Err(cannot_expand(full)),
     };
-    let child = obj.get_mut(*key).ok_or_else(|| cannot_expand(full))?;
+    let child = match obj.get_mut(*key) {
+        Some(child) => child,
+        // "Includable" fields (`tiers`) may be expanded on any object of the type, also
+        // one that has none (a per-unit price in a list of mixed prices).
+        None if INCLUDABLE.contains(key) && rest.is_empty() => return Ok(()),
+        None => return Err(cannot_expand(full)),
+    };
     if let Value::String(id) = child {
         match lookup(book, id) {
             Some(found) => *child = found,

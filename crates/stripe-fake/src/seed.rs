@@ -886,6 +886,7 @@ fn gen_subscription(
             id: ids.next("di"),
             object: Lit("discount"),
             checkout_session: Null,
+            source: DiscountSource::coupon(&coupon.id),
             coupon,
             customer: c.id.clone(),
             end,

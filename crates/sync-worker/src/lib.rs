@@ -1,8 +1,13 @@
 //! `sync-worker`: Stripe's truth into the `billing` schema — backfill, live events,
 //! reconciliation, MRR and change history.
 
+pub mod backfill;
 pub mod credentials;
 pub mod mrr_input;
+pub mod rows;
+pub mod schema;
+pub mod store;
+pub mod subscriptions;
 
 use contracts::{exchanges, queues};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};

@@ -2,6 +2,8 @@
 //! stored with the id of the master key that sealed it, so the master key can be rotated:
 //! new keys seal, old keys still open until `billingctl rotate-key` has re-sealed every row.
 //! The associated data binds a ciphertext to its row, so it cannot be moved to another tenant.
+//! Shared because query-api seals what the sync worker opens: both must agree on the cipher
+//! and on the associated data ([`connection_context`]).
 
 use std::collections::HashMap;
 
@@ -10,6 +12,12 @@ use ring::{
     aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN},
     rand::{SecureRandom as _, SystemRandom},
 };
+
+/// Associated data of a Stripe connection's secret (`integration.connections`): binds the
+/// ciphertext to its tenant and row. Whoever seals or opens a connection secret uses this.
+pub fn connection_context(tenant: &str, connection_id: uuid::Uuid) -> String {
+    format!("connection:{tenant}:{connection_id}")
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {
@@ -30,6 +38,7 @@ pub struct Sealed {
     pub bytes: Vec<u8>,
 }
 
+/// Seals with the first (current) master key; opens with any configured one.
 pub struct Sealer {
     keys: HashMap<String, LessSafeKey>,
     current: String,
@@ -196,6 +205,23 @@ mod tests {
         assert_eq!(
             only_new.open(&sealed, "aad").unwrap_err(),
             CryptoError::UnknownKey("k1".into())
+        );
+    }
+
+    #[test]
+    fn connection_context_differs_per_tenant_and_row() {
+        let id = uuid::Uuid::nil();
+        assert_eq!(
+            connection_context("tenant-a", id),
+            format!("connection:tenant-a:{id}")
+        );
+        assert_ne!(
+            connection_context("tenant-a", id),
+            connection_context("tenant-b", id)
+        );
+        assert_ne!(
+            connection_context("tenant-a", id),
+            connection_context("tenant-a", uuid::Uuid::max())
         );
     }
 

@@ -1,0 +1,405 @@
+//! Writes mapped rows, a page at a time, newer-only.
+//!
+//! Every upsert carries `source_created` (when the state was true at Stripe) and only
+//! replaces a row holding an older or equal state, so a late or duplicated delivery can
+//! never roll an object back. Deleted objects stay deleted. Callers run these inside their
+//! transaction so the page and its progress commit together.
+
+use diesel::upsert::excluded;
+use diesel::{ExpressionMethods, Insertable, QueryDsl, Queryable};
+use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
+
+use crate::rows::{
+    AttemptRow, CouponRow, CustomerRow, InvoiceRow, ItemRow, LineRow, PaymentMethodRow, PriceRow,
+    ProductRow, SubscriptionRow,
+};
+use crate::schema::{
+    coupons, invoice_lines, payment_attempts, payment_methods, prices, products, stripe_customers,
+    stripe_invoices, stripe_subscriptions, subscription_changes, subscription_items,
+};
+
+type Result<T> = std::result::Result<T, diesel::result::Error>;
+
+/// `ON CONFLICT … DO UPDATE … WHERE`: diesel's upsert `filter` lives in `FilterDsl`, which
+/// would clash with `QueryDsl::filter` on ordinary queries if imported here.
+macro_rules! only_if {
+    ($stmt:expr, $pred:expr) => {
+        diesel::query_dsl::methods::FilterDsl::filter($stmt, $pred)
+    };
+}
+
+/// `col = EXCLUDED.col` for each column: the new row's values on conflict.
+macro_rules! take_new {
+    ($table:ident: $($col:ident),+ $(,)?) => {
+        ($($table::$col.eq(excluded($table::$col)),)+)
+    };
+}
+
+pub async fn customers(conn: &mut AsyncPgConnection, rows: &[CustomerRow]) -> Result<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    use stripe_customers as t;
+    only_if!(
+        only_if!(diesel::insert_into(t::table)
+        .values(rows)
+        .on_conflict((t::tenant_id, t::account_id, t::stripe_customer_id))
+        .do_update()
+        .set((
+            take_new!(t: email, name, currency, delinquent, metadata, default_payment_method,
+                created_at, source_created),
+            t::synced_at.eq(diesel::dsl::now),
+        )), t::source_created.le(excluded(t::source_created))),
+        t::deleted_at.is_null()
+    )
+    .execute(conn)
+    .await
+}
+
+pub async fn payment_methods(
+    conn: &mut AsyncPgConnection,
+    rows: &[PaymentMethodRow],
+) -> Result<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    use payment_methods as t;
+    only_if!(
+        diesel::insert_into(t::table)
+            .values(rows)
+            .on_conflict((t::tenant_id, t::account_id, t::payment_method_id))
+            .do_update()
+            .set(
+                take_new!(t: stripe_customer_id, kind, card_brand, card_last4, exp_month, exp_year,
+            source_created)
+            ),
+        t::source_created.le(excluded(t::source_created))
+    )
+    .execute(conn)
+    .await
+}
+
+pub async fn products(conn: &mut AsyncPgConnection, rows: &[ProductRow]) -> Result<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    use products as t;
+    only_if!(
+        diesel::insert_into(t::table)
+            .values(rows)
+            .on_conflict((t::tenant_id, t::account_id, t::product_id))
+            .do_update()
+            .set(take_new!(t: name, active, source_created)),
+        t::source_created.le(excluded(t::source_created))
+    )
+    .execute(conn)
+    .await
+}
+
+pub async fn prices(conn: &mut AsyncPgConnection, rows: &[PriceRow]) -> Result<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    use prices as t;
+    only_if!(
+        diesel::insert_into(t::table)
+            .values(rows)
+            .on_conflict((t::tenant_id, t::account_id, t::price_id))
+            .do_update()
+            .set(take_new!(t: product_id, object, source_created)),
+        t::source_created.le(excluded(t::source_created))
+    )
+    .execute(conn)
+    .await
+}
+
+pub async fn coupons(conn: &mut AsyncPgConnection, rows: &[CouponRow]) -> Result<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    use coupons as t;
+    only_if!(
+        diesel::insert_into(t::table)
+            .values(rows)
+            .on_conflict((t::tenant_id, t::account_id, t::coupon_id))
+            .do_update()
+            .set(take_new!(t: object, source_created)),
+        t::source_created.le(excluded(t::source_created))
+    )
+    .execute(conn)
+    .await
+}
+
+/// The account's prices and coupons, for MRR (prices carry the tiers items lack).
+pub async fn catalog(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    account: &str,
+) -> std::result::Result<crate::mrr_input::Catalog, anyhow::Error> {
+    let price_objects: Vec<serde_json::Value> = prices::table
+        .filter(prices::tenant_id.eq(tenant))
+        .filter(prices::account_id.eq(account))
+        .select(prices::object)
+        .load(conn)
+        .await?;
+    let coupon_objects: Vec<serde_json::Value> = coupons::table
+        .filter(coupons::tenant_id.eq(tenant))
+        .filter(coupons::account_id.eq(account))
+        .select(coupons::object)
+        .load(conn)
+        .await?;
+    let prices = price_objects
+        .into_iter()
+        .map(serde_json::from_value)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let coupons = coupon_objects
+        .into_iter()
+        .map(serde_json::from_value)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(crate::mrr_input::Catalog::new(prices, coupons))
+}
+
+/// What we held of a subscription before this write, for its change history.
+#[derive(Debug, Clone, Queryable)]
+pub struct HeldSubscription {
+    pub stripe_subscription_id: String,
+    pub status: String,
+    pub plan_name: Option<String>,
+    pub mrr_cents: i64,
+    pub currency: String,
+    pub quantity: Option<i64>,
+    pub source_created: i64,
+    pub deleted: bool,
+}
+
+/// A subscription with its items and the change to record, ready to write.
+#[derive(Debug, Clone)]
+pub struct SubscriptionWrite {
+    pub row: SubscriptionRow,
+    pub items: Vec<ItemRow>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = subscription_changes)]
+pub struct ChangeRow {
+    pub tenant_id: String,
+    pub account_id: String,
+    pub stripe_subscription_id: String,
+    pub stripe_customer_id: String,
+    pub changed_at: chrono::DateTime<chrono::Utc>,
+    pub source: String,
+    pub event_id: Option<String>,
+    pub movement: String,
+    pub status_before: Option<String>,
+    pub status_after: String,
+    pub plan_before: Option<String>,
+    pub plan_after: Option<String>,
+    pub quantity_before: Option<i64>,
+    pub quantity_after: Option<i64>,
+    pub mrr_before_cents: i64,
+    pub mrr_after_cents: i64,
+    pub currency: String,
+}
+
+/// Locks and reads what we hold for these subscriptions (same tenant and account).
+pub async fn held_subscriptions(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    account: &str,
+    ids: &[String],
+) -> Result<Vec<HeldSubscription>> {
+    use stripe_subscriptions as t;
+    t::table
+        .filter(t::tenant_id.eq(tenant))
+        .filter(t::account_id.eq(account))
+        .filter(t::stripe_subscription_id.eq_any(ids))
+        .select((
+            t::stripe_subscription_id,
+            t::status,
+            t::plan_name,
+            t::mrr_cents,
+            t::currency,
+            t::quantity,
+            t::source_created,
+            t::deleted_at.is_not_null(),
+        ))
+        .for_update()
+        .load(conn)
+        .await
+}
+
+/// Whether this subscription ever churned (for "reactivation" vs "new").
+pub async fn ever_churned(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    account: &str,
+    subscription: &str,
+) -> Result<bool> {
+    use subscription_changes as t;
+    diesel::select(diesel::dsl::exists(
+        t::table
+            .filter(t::tenant_id.eq(tenant))
+            .filter(t::account_id.eq(account))
+            .filter(t::stripe_subscription_id.eq(subscription))
+            .filter(t::movement.eq("churn")),
+    ))
+    .get_result(conn)
+    .await
+}
+
+/// Upserts subscriptions (already filtered to newer ones by the caller, under lock),
+/// replaces their items and appends the change rows.
+pub async fn write_subscriptions(
+    conn: &mut AsyncPgConnection,
+    writes: &[SubscriptionWrite],
+    changes: &[ChangeRow],
+) -> Result<()> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    use stripe_subscriptions as t;
+    let rows: Vec<&SubscriptionRow> = writes.iter().map(|w| &w.row).collect();
+    only_if!(
+        only_if!(diesel::insert_into(t::table)
+        .values(rows)
+        .on_conflict((t::tenant_id, t::account_id, t::stripe_subscription_id))
+        .do_update()
+        .set((
+            take_new!(t: stripe_customer_id, status, plan_name, mrr_cents, currency, mrr_error,
+                quantity, current_period_start, current_period_end, cancel_at_period_end,
+                cancel_at, canceled_at, ended_at, trial_end, pause_collection,
+                default_payment_method, latest_invoice, created_at, source_created),
+            t::updated_at.eq(diesel::dsl::now),
+        )), t::source_created.le(excluded(t::source_created))),
+        t::deleted_at.is_null()
+    )
+    .execute(conn)
+    .await?;
+
+    let first = &writes[0].row;
+    let ids: Vec<&str> = writes
+        .iter()
+        .map(|w| w.row.stripe_subscription_id.as_str())
+        .collect();
+    diesel::delete(
+        subscription_items::table
+            .filter(subscription_items::tenant_id.eq(&first.tenant_id))
+            .filter(subscription_items::account_id.eq(&first.account_id))
+            .filter(subscription_items::stripe_subscription_id.eq_any(&ids)),
+    )
+    .execute(conn)
+    .await?;
+    let items: Vec<&ItemRow> = writes.iter().flat_map(|w| w.items.iter()).collect();
+    if !items.is_empty() {
+        diesel::insert_into(subscription_items::table)
+            .values(items)
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+    }
+    if !changes.is_empty() {
+        diesel::insert_into(subscription_changes::table)
+            .values(changes)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Upserts invoices newer-only and replaces the lines of those that were written.
+pub async fn invoices(
+    conn: &mut AsyncPgConnection,
+    rows: &[(InvoiceRow, Vec<LineRow>)],
+) -> Result<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    use stripe_invoices as t;
+    let invoice_rows: Vec<&InvoiceRow> = rows.iter().map(|(r, _)| r).collect();
+    let written: Vec<String> =
+        only_if!(
+            only_if!(diesel::insert_into(t::table)
+        .values(invoice_rows)
+        .on_conflict((t::tenant_id, t::account_id, t::stripe_invoice_id))
+        .do_update()
+        .set((
+            take_new!(t: stripe_customer_id, stripe_subscription_id, number, amount_cents,
+                amount_paid, amount_remaining, total, currency, status, billing_reason,
+                collection_method, due_date, paid_at, attempt_count, next_payment_attempt,
+                period_start, period_end, hosted_invoice_url, created_at, source_created),
+            t::synced_at.eq(diesel::dsl::now),
+        )), t::source_created.le(excluded(t::source_created))),
+            t::deleted_at.is_null()
+        )
+        .returning(t::stripe_invoice_id)
+        .get_results(conn)
+        .await?;
+    if written.is_empty() {
+        return Ok(0);
+    }
+    let (tenant, account) = (&rows[0].0.tenant_id, &rows[0].0.account_id);
+    diesel::delete(
+        invoice_lines::table
+            .filter(invoice_lines::tenant_id.eq(tenant))
+            .filter(invoice_lines::account_id.eq(account))
+            .filter(invoice_lines::stripe_invoice_id.eq_any(&written)),
+    )
+    .execute(conn)
+    .await?;
+    let lines: Vec<&LineRow> = rows
+        .iter()
+        .filter(|(r, _)| written.contains(&r.stripe_invoice_id))
+        .flat_map(|(_, lines)| lines.iter())
+        .collect();
+    for chunk in lines.chunks(1000) {
+        diesel::insert_into(invoice_lines::table)
+            .values(chunk.to_vec())
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+    }
+    Ok(written.len())
+}
+
+/// Upserts payment attempts newer-only, then renumbers the attempts of the payment
+/// intents they belong to (1 = first try), since charges arrive in any order.
+pub async fn attempts(conn: &mut AsyncPgConnection, rows: &[AttemptRow]) -> Result<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    use payment_attempts as t;
+    let n = only_if!(
+        diesel::insert_into(t::table)
+            .values(rows)
+            .on_conflict((t::tenant_id, t::account_id, t::charge_id))
+            .do_update()
+            .set(
+                take_new!(t: stripe_customer_id, payment_intent_id, attempted_at, amount, currency,
+            outcome, failure_code, failure_message, source_created)
+            ),
+        t::source_created.le(excluded(t::source_created))
+    )
+    .execute(conn)
+    .await?;
+    let intents: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.payment_intent_id.as_deref())
+        .collect();
+    if !intents.is_empty() {
+        diesel::sql_query(
+            "UPDATE billing.payment_attempts a SET attempt_number = n.rn \
+             FROM (SELECT charge_id, row_number() OVER (PARTITION BY payment_intent_id \
+                   ORDER BY attempted_at, charge_id) AS rn \
+                   FROM billing.payment_attempts \
+                   WHERE tenant_id = $1 AND account_id = $2 AND payment_intent_id = ANY($3)) n \
+             WHERE a.tenant_id = $1 AND a.account_id = $2 AND a.charge_id = n.charge_id \
+               AND a.attempt_number IS DISTINCT FROM n.rn",
+        )
+        .bind::<diesel::sql_types::Text, _>(&rows[0].tenant_id)
+        .bind::<diesel::sql_types::Text, _>(&rows[0].account_id)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(intents)
+        .execute(conn)
+        .await?;
+    }
+    Ok(n)
+}

@@ -1,0 +1,12 @@
+DROP TABLE sync_runs;
+DROP TABLE payment_methods;
+DROP TABLE payment_attempts;
+DROP TABLE invoice_lines;
+DROP TABLE stripe_invoices;
+DROP TABLE subscription_changes;
+DROP TABLE subscription_items;
+DROP TABLE stripe_subscriptions;
+DROP TABLE coupons;
+DROP TABLE prices;
+DROP TABLE products;
+DROP TABLE stripe_customers;

@@ -1,0 +1,1 @@
+DROP VIEW integration.sync_connections;
