@@ -60,6 +60,45 @@ impl Contract for v1::StripeEventReceived {
     }
 }
 
+/// Billing facts: one routing key per kind, so consumers bind only what they use.
+macro_rules! billing_fact {
+    ($ty:ident, $name:literal, $key:literal) => {
+        impl Contract for v1::$ty {
+            const TYPE: &'static str = concat!("billing.v1.", $name);
+            const EXCHANGE: &'static str = exchanges::BILLING;
+            fn routing_key(&self) -> String {
+                $key.to_owned()
+            }
+        }
+    };
+}
+
+billing_fact!(CustomerUpserted, "CustomerUpserted", "customer.upserted");
+billing_fact!(
+    SubscriptionChanged,
+    "SubscriptionChanged",
+    "subscription.changed"
+);
+billing_fact!(InvoiceUpdated, "InvoiceUpdated", "invoice.updated");
+billing_fact!(
+    PaymentMethodUpdated,
+    "PaymentMethodUpdated",
+    "payment_method.updated"
+);
+
+impl Contract for v1::PaymentAttempted {
+    const TYPE: &'static str = "billing.v1.PaymentAttempted";
+    const EXCHANGE: &'static str = exchanges::BILLING;
+    fn routing_key(&self) -> String {
+        if self.succeeded {
+            "payment.succeeded"
+        } else {
+            "payment.failed"
+        }
+        .to_owned()
+    }
+}
+
 impl Contract for v1::SyncJob {
     const TYPE: &'static str = "billing.v1.SyncJob";
     const EXCHANGE: &'static str = exchanges::SYNC_JOBS;

@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod db;
 pub mod health;
 pub mod inbox;
+pub mod outbox;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

@@ -160,6 +160,18 @@ impl ServiceProcess {
     }
 
     /// `kill -9`: no chance to drain or flush.
+    /// Stops the process (SIGTERM) and returns its exit status and everything it logged.
+    pub fn terminate_with_stderr(mut self) -> (std::process::ExitStatus, String) {
+        let mut stderr = self.child.stderr.take();
+        let status = self.terminate();
+        let mut out = String::new();
+        if let Some(err) = stderr.as_mut() {
+            use std::io::Read as _;
+            let _ = err.read_to_string(&mut out);
+        }
+        (status, out)
+    }
+
     pub fn kill_hard(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

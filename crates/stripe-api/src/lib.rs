@@ -16,3 +16,4 @@ pub use stripe_payment;
 pub use stripe_product;
 pub use stripe_shared;
 pub use stripe_types;
+pub mod raw;

@@ -7,7 +7,10 @@ async fn starts_serves_health_and_stops_gracefully() {
         env!("CARGO_BIN_EXE_sync-worker"),
         "sync_worker",
         &sync_worker::spec(),
-        &[],
+        &[(
+            "BILLING_MASTER_KEYS",
+            "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )],
     )
     .await;
 }

@@ -1,0 +1,79 @@
+//! `sync.jobs`: backfills (and later reconciliations) per connection. A job runs to
+//! completion inside its delivery; a crash redelivers it and the run resumes from its
+//! cursor. A revoked or deleted connection's job is dropped: there is nothing to sync.
+
+use std::sync::Arc;
+
+use contracts::v1::{sync_job::Kind, SyncJob};
+use platform::amqp::{HandleError, Handler, Incoming};
+use platform::db::PgPool;
+use prost::Message as _;
+use uuid::Uuid;
+
+use crate::backfill;
+use crate::connections::{ConnectionError, Connections};
+use crate::credentials::CredentialsError;
+
+pub struct JobRunner {
+    pub pool: PgPool,
+    pub connections: Arc<Connections>,
+    pub wake: Arc<tokio::sync::Notify>,
+}
+
+impl Handler for JobRunner {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
+        let job = SyncJob::decode(message.payload.as_slice())
+            .map_err(|e| HandleError::permanent(anyhow::anyhow!("not a SyncJob: {e}")))?;
+        let connection_id: Uuid = job.connection_id.parse().map_err(|_| {
+            HandleError::permanent(anyhow::anyhow!(
+                "job {} names no valid connection id",
+                job.job_id
+            ))
+        })?;
+        let connection = match self.connections.get(connection_id).await {
+            Ok(c) => c,
+            Err(ConnectionError::Credentials(
+                CredentialsError::Revoked { .. } | CredentialsError::NotFound { .. },
+            )) => {
+                tracing::info!(connection = %connection_id, job = %job.job_id, "connection revoked or gone; job dropped");
+                return Ok(());
+            }
+            Err(e) if e.is_transient() => return Err(HandleError::transient(e)),
+            Err(e) => return Err(HandleError::permanent(e)),
+        };
+        match Kind::try_from(job.kind).unwrap_or(Kind::Unspecified) {
+            Kind::Backfill => {
+                let result = backfill::run(
+                    &self.pool,
+                    &connection.api,
+                    &connection.scope,
+                    connection_id,
+                )
+                .await;
+                self.wake.notify_one();
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(e)
+                        if matches!(
+                            &e,
+                            backfill::BackfillError::Stripe(
+                                stripe_api::ApiError::Unauthorized { .. }
+                            )
+                        ) =>
+                    {
+                        // The key stopped working: recorded as failed; syncing resumes when
+                        // the tenant reconnects (a new connection and backfill).
+                        self.connections.forget(connection_id).await;
+                        Err(HandleError::permanent(e))
+                    }
+                    Err(e) if e.is_transient() => Err(HandleError::transient(e)),
+                    Err(e) => Err(HandleError::permanent(e)),
+                }
+            }
+            other => {
+                tracing::warn!(job = %job.job_id, kind = ?other, "job kind not handled yet; dropped");
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! Live events against the real Postgres and the Stripe fake: after a backfill, mutations
+//! at the fake produce events; delivering each of them three times in shuffled order
+//! (same-second ties included) leaves the database equal to the fake's state, with each
+//! event applied once and its facts queued once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use contracts::v1::StripeEventReceived;
+use diesel::{ExpressionMethods as _, QueryDsl as _};
+use diesel_async::RunQueryDsl as _;
+use platform::amqp::{Handler as _, Incoming};
+use platform::crypto::{connection_context, Sealer};
+use platform::{db, testing::TestEnv};
+use prost::Message as _;
+use rand::seq::SliceRandom as _;
+use serde_json::{json, Value};
+use stripe_fake::{FakeConfig, FakeServer, SeedOptions, Truth};
+use sync_worker::connections::Connections;
+use sync_worker::events::EventApplier;
+use sync_worker::{backfill, schema};
+use uuid::Uuid;
+
+const TENANT: &str = "tenant-live";
+
+fn sealer() -> Sealer {
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    Sealer::new(&[("k1".into(), key)]).unwrap()
+}
+
+struct Setup {
+    env: TestEnv,
+    pool: db::PgPool,
+    fake: FakeServer,
+    truth: Truth,
+    connections: Arc<Connections>,
+    connection: Uuid,
+    http: reqwest::Client,
+}
+
+async fn setup() -> Setup {
+    let env = TestEnv::new();
+    let url = &env.common.database.url;
+    db::ensure_database(url).await.unwrap();
+    db::migrate(url, "billing", sync_worker::MIGRATIONS)
+        .await
+        .unwrap();
+    db::migrate(url, "integration", query_api::MIGRATIONS)
+        .await
+        .unwrap();
+    let pool = db::pool(&env.common.database).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let fake = FakeServer::start(FakeConfig {
+        rate_limit: 0,
+        now: Some(now),
+        seed: Some(SeedOptions {
+            customers: 40,
+            seed: 17,
+            now: Some(now),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let truth: Truth = serde_json::from_value(fake.truth().unwrap()).unwrap();
+
+    // A restricted-key connection, sealed the way query-api seals it.
+    let sealer = sealer();
+    let connection = Uuid::new_v4();
+    let sealed = sealer
+        .seal(b"rk_test_fake", &connection_context(TENANT, connection))
+        .unwrap();
+    let mut conn = pool.get().await.unwrap();
+    diesel::sql_query(
+        "INSERT INTO integration.connections (id, tenant_id, kind, account_id, livemode, secret_hint, \
+         secret_sealed, secret_key_id, created_by) VALUES ($1, $2, 'restricted_key', $3, false, 'rk_test_…ake', $4, $5, 'test')",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(connection)
+    .bind::<diesel::sql_types::Text, _>(TENANT)
+    .bind::<diesel::sql_types::Text, _>(&truth.platform_account)
+    .bind::<diesel::sql_types::Bytea, _>(&sealed.bytes)
+    .bind::<diesel::sql_types::Text, _>(&sealed.key_id)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let connections = Arc::new(Connections::new(
+        pool.clone(),
+        Arc::new(sealer),
+        fake.base_url(),
+        1000,
+    ));
+    Setup {
+        env,
+        pool,
+        fake,
+        truth,
+        connections,
+        connection,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Setup {
+    async fn admin(&self, path: &str, body: Value) -> Value {
+        let resp = self
+            .http
+            .post(format!("{}_admin/{path}", self.fake.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert!(status.is_success(), "{path}: {body}");
+        body
+    }
+
+    async fn list(&self, path: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut url = format!("{}v1/{path}", self.fake.base_url());
+            url.push_str(if path.contains('?') { "&" } else { "?" });
+            url.push_str("limit=100");
+            if let Some(a) = &after {
+                url.push_str(&format!("&starting_after={a}"));
+            }
+            let page: Value = self
+                .http
+                .get(url)
+                .bearer_auth("sk_test_fake")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let data = page["data"].as_array().unwrap().clone();
+            after = data
+                .last()
+                .and_then(|o| o["id"].as_str())
+                .map(str::to_owned);
+            out.extend(data);
+            if page["has_more"] != json!(true) {
+                return out;
+            }
+        }
+    }
+}
+
+fn delivery(event: &Value) -> Incoming {
+    let received = StripeEventReceived {
+        event_id: event["id"].as_str().unwrap().to_owned(),
+        event_type: event["type"].as_str().unwrap().to_owned(),
+        account: event["account"].as_str().unwrap_or_default().to_owned(),
+        created: event["created"].as_i64().unwrap(),
+        livemode: false,
+        api_version: "2025-03-31.basil".into(),
+        payload: serde_json::to_vec(event).unwrap(),
+        received_at_ms: 0,
+        endpoint: "platform".into(),
+    };
+    Incoming {
+        exchange: "stripe.events".into(),
+        routing_key: received.event_type.clone(),
+        message_id: received.event_id.clone(),
+        message_type: "billing.v1.StripeEventReceived".into(),
+        content_type: "application/x-protobuf".into(),
+        tenant_id: Some(TENANT.into()),
+        traceparent: None,
+        delivery_count: 0,
+        redelivered: false,
+        headers: Vec::new(),
+        payload: received.encode_to_vec(),
+    }
+}
+
+/// Subscriptions (status, cancel_at_period_end, quantity) and invoices (status,
+/// amount_remaining, attempt_count) as the fake has them now.
+async fn fake_state(
+    s: &Setup,
+) -> (
+    BTreeMap<String, (String, bool)>,
+    BTreeMap<String, (String, i64, i32)>,
+) {
+    let subs = s
+        .list("subscriptions?status=all")
+        .await
+        .into_iter()
+        .map(|o| {
+            (
+                o["id"].as_str().unwrap().to_owned(),
+                (
+                    o["status"].as_str().unwrap().to_owned(),
+                    o["cancel_at_period_end"].as_bool().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    let invoices = s
+        .list("invoices")
+        .await
+        .into_iter()
+        .map(|o| {
+            (
+                o["id"].as_str().unwrap().to_owned(),
+                (
+                    o["status"].as_str().unwrap_or_default().to_owned(),
+                    o["amount_remaining"].as_i64().unwrap(),
+                    o["attempt_count"].as_i64().unwrap() as i32,
+                ),
+            )
+        })
+        .collect();
+    (subs, invoices)
+}
+
+async fn db_state(
+    s: &Setup,
+) -> (
+    BTreeMap<String, (String, bool)>,
+    BTreeMap<String, (String, i64, i32)>,
+) {
+    let mut conn = s.pool.get().await.unwrap();
+    let subs: Vec<(String, String, bool)> = schema::stripe_subscriptions::table
+        .select((
+            schema::stripe_subscriptions::stripe_subscription_id,
+            schema::stripe_subscriptions::status,
+            schema::stripe_subscriptions::cancel_at_period_end,
+        ))
+        .load(&mut conn)
+        .await
+        .unwrap();
+    let invoices: Vec<(String, Option<String>, i64, i32)> = schema::stripe_invoices::table
+        .select((
+            schema::stripe_invoices::stripe_invoice_id,
+            schema::stripe_invoices::status,
+            schema::stripe_invoices::amount_remaining,
+            schema::stripe_invoices::attempt_count,
+        ))
+        .load(&mut conn)
+        .await
+        .unwrap();
+    (
+        subs.into_iter().map(|(id, st, c)| (id, (st, c))).collect(),
+        invoices
+            .into_iter()
+            .map(|(id, st, r, a)| (id, (st.unwrap_or_default(), r, a)))
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_delivered_three_times_shuffled_converge_to_stripe() {
+    let s = setup().await;
+    let connection = s.connections.get(s.connection).await.unwrap();
+    backfill::run(&s.pool, &connection.api, &connection.scope, s.connection)
+        .await
+        .unwrap();
+
+    // Move the fake's clock past our backfill's read time, then mutate: several mutations
+    // share a second (ties among events), others are seconds apart.
+    s.admin("trigger/advance_time", json!({"seconds": 30}))
+        .await;
+    let customers: Vec<&str> = s
+        .truth
+        .customers
+        .iter()
+        .filter(|c| c.subscriptions.iter().any(|sub| sub.status == "active"))
+        .map(|c| c.customer.as_str())
+        .take(6)
+        .collect();
+    assert!(customers.len() >= 4, "the seed has active subscriptions");
+    s.admin("trigger/fail_payment", json!({"customer": customers[0]}))
+        .await;
+    s.admin(
+        "trigger/fail_payment",
+        json!({"customer": customers[1], "decline_code": "expired_card"}),
+    )
+    .await;
+    s.admin("trigger/request_cancel", json!({"customer": customers[2]}))
+        .await;
+    s.admin("trigger/advance_time", json!({"seconds": 20}))
+        .await;
+    s.admin("trigger/pay_invoice", json!({"customer": customers[0]}))
+        .await;
+    s.admin("trigger/cancel", json!({"customer": customers[3]}))
+        .await;
+    s.admin("trigger/advance_time", json!({"seconds": 20}))
+        .await;
+
+    let events = s.list("events").await;
+    assert!(
+        events.len() >= 8,
+        "mutations produced events: {}",
+        events.len()
+    );
+    let mut deliveries: Vec<Incoming> = events
+        .iter()
+        .flat_map(|e| [delivery(e), delivery(e), delivery(e)])
+        .collect();
+    deliveries.shuffle(&mut rand::rng());
+
+    let applier = EventApplier {
+        pool: s.pool.clone(),
+        connections: s.connections.clone(),
+        wake: Arc::new(tokio::sync::Notify::new()),
+    };
+    // Eight at a time, as a consumer with prefetch does: events about one object race.
+    for batch in deliveries.chunks(8) {
+        let results = futures_util::future::join_all(batch.iter().map(|d| applier.handle(d))).await;
+        for r in results {
+            r.unwrap();
+        }
+    }
+
+    assert_same(db_state(&s).await, fake_state(&s).await);
+
+    // Each event recorded once; its facts queued once per state.
+    let mut conn = s.pool.get().await.unwrap();
+    let inbox: i64 = diesel::sql_query("SELECT count(*) AS n FROM billing.inbox")
+        .get_result::<Count>(&mut conn)
+        .await
+        .unwrap()
+        .n;
+    // Events about objects we keep are recorded once; others (payment intents, …) are
+    // acknowledged without effect.
+    let kept = events
+        .iter()
+        .filter(|e| {
+            sync_worker::events::Kind::of(e["data"]["object"]["object"].as_str().unwrap_or(""))
+                .is_some()
+        })
+        .count();
+    assert_eq!(inbox, kept as i64);
+    // Three deliveries never triple the facts: at most one per event applied. Two events
+    // carrying the same state share a message id (and content), so consumers dedupe them.
+    let facts: i64 = diesel::sql_query("SELECT count(*) AS n FROM billing.outbox")
+        .get_result::<Count>(&mut conn)
+        .await
+        .unwrap()
+        .n;
+    assert!(facts <= kept as i64, "{facts} facts for {kept} events");
+    let conflicting: i64 = diesel::sql_query(
+        "SELECT count(*) AS n FROM (SELECT message_id FROM billing.outbox GROUP BY message_id \
+         HAVING count(DISTINCT payload) > 1) d",
+    )
+    .get_result::<Count>(&mut conn)
+    .await
+    .unwrap()
+    .n;
+    assert_eq!(conflicting, 0, "one message id with two contents");
+    let failed: i64 = diesel::sql_query(
+        "SELECT count(*) AS n FROM billing.outbox WHERE routing_key = 'payment.failed'",
+    )
+    .get_result::<Count>(&mut conn)
+    .await
+    .unwrap()
+    .n;
+    assert!(failed >= 2, "payment failures became facts: {failed}");
+    let churn: i64 = schema::subscription_changes::table
+        .filter(schema::subscription_changes::movement.eq("churn"))
+        .filter(schema::subscription_changes::source.ne("backfill"))
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert!(churn >= 1, "the cancellation shows in the change history");
+    drop(conn);
+    s.fake.stop().await;
+    s.env.cleanup(&[]).await;
+}
+
+type State = (
+    BTreeMap<String, (String, bool)>,
+    BTreeMap<String, (String, i64, i32)>,
+);
+
+/// Lists only the objects that differ, so a failure reads.
+fn assert_same(db: State, fake: State) {
+    let mut diffs = Vec::new();
+    for (id, want) in &fake.0 {
+        if db.0.get(id) != Some(want) {
+            diffs.push(format!("{id}: db {:?} fake {want:?}", db.0.get(id)));
+        }
+    }
+    for (id, want) in &fake.1 {
+        if db.1.get(id) != Some(want) {
+            diffs.push(format!("{id}: db {:?} fake {want:?}", db.1.get(id)));
+        }
+    }
+    assert!(
+        diffs.is_empty() && db.0.len() == fake.0.len() && db.1.len() == fake.1.len(),
+        "database differs from Stripe:\n{}",
+        diffs.join("\n")
+    );
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_for_an_unknown_tenant_is_refused_without_effects() {
+    let s = setup().await;
+    let applier = EventApplier {
+        pool: s.pool.clone(),
+        connections: s.connections.clone(),
+        wake: Arc::new(tokio::sync::Notify::new()),
+    };
+    let event = json!({"id": "evt_x", "type": "customer.updated", "created": 1, "account": null,
+        "data": {"object": {"id": "cus_x", "object": "customer"}}});
+    let mut d = delivery(&event);
+    d.tenant_id = Some("someone-else".into());
+    assert!(applier.handle(&d).await.is_err());
+    d.tenant_id = None;
+    assert!(applier.handle(&d).await.is_err());
+    let mut conn = s.pool.get().await.unwrap();
+    let n: i64 = schema::stripe_customers::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    drop(conn);
+    s.fake.stop().await;
+    s.env.cleanup(&[]).await;
+}
