@@ -1,5 +1,7 @@
 //! `billingctl`: operator commands. Grows with the product (`token`, `sync`, `import-accounts`).
 
+mod sync;
+
 use clap::{Parser, Subcommand};
 use platform::{amqp::Broker, amqp::Topology, config::CommonSettings, service::ServiceSpec};
 
@@ -41,6 +43,9 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Backfill a Stripe connection: `--connection <id>` queues the job (`--follow` then shows
+    /// its progress), `--progress` shows the latest backfill, `--status` lists recent runs.
+    Sync(sync::SyncArgs),
     /// Dead-letter queues.
     Dlq {
         #[command(subcommand)]
@@ -109,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
             tenant,
             dry_run,
         } => import_accounts(&common, &file, &tenant, dry_run).await?,
+        Command::Sync(args) => sync::run(&common, args).await?,
         Command::RotateKey => {
             let sealer = query_api::crypto::Sealer::from_env()
                 .map_err(|e| anyhow::anyhow!("invalid configuration `BILLING_MASTER_KEYS`: {e}"))?;

@@ -1,0 +1,2 @@
+DROP VIEW billing.payment_patterns;
+DROP FUNCTION billing.payment_patterns_at(TIMESTAMPTZ);
