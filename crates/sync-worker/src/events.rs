@@ -160,7 +160,7 @@ pub fn decide(held: Option<(i64, bool)>, event_created: i64) -> Decision {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum ApplyError {
+pub enum ApplyError {
     #[error("{0}")]
     Permanent(String),
     #[error("{0}")]
@@ -275,29 +275,75 @@ impl EventApplier {
         object: Value,
         dedupe_id: &str,
     ) -> Result<&'static str, ApplyError> {
-        let mut conn = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| ApplyError::Transient(format!("database pool: {e}")))?;
-        if already_applied(&mut conn, dedupe_id).await? {
+        apply_in_transaction(&self.pool, connection, event, kind, id, object, dedupe_id).await
+    }
+}
+
+async fn apply_in_transaction(
+    pool: &PgPool,
+    connection: &Connection,
+    event: &StripeEventReceived,
+    kind: Kind,
+    id: &str,
+    object: Value,
+    dedupe_id: &str,
+) -> Result<&'static str, ApplyError> {
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| ApplyError::Transient(format!("database pool: {e}")))?;
+    if already_applied(&mut conn, dedupe_id).await? {
+        return Ok("duplicate");
+    }
+    let connection = connection.clone();
+    let event = event.clone();
+    let id = id.to_owned();
+    let dedupe_id = dedupe_id.to_owned();
+    // Everything under a per-object lock: two events about one object (often in the
+    // same second) never decide on the same held state concurrently.
+    conn.transaction::<_, ApplyError, _>(async move |conn| {
+        lock_object(conn, &connection.scope, &id).await?;
+        if !platform::inbox::first_delivery(conn, "billing", CONSUMER, &dedupe_id).await? {
             return Ok("duplicate");
         }
-        let connection = connection.clone();
-        let event = event.clone();
-        let id = id.to_owned();
-        let dedupe_id = dedupe_id.to_owned();
-        // Everything under a per-object lock: two events about one object (often in the
-        // same second) never decide on the same held state concurrently.
-        conn.transaction::<_, ApplyError, _>(async move |conn| {
-            lock_object(conn, &connection.scope, &id).await?;
-            if !platform::inbox::first_delivery(conn, "billing", CONSUMER, &dedupe_id).await? {
-                return Ok("duplicate");
-            }
-            decide_and_write(conn, &connection, &event, kind, &id, object).await
-        })
-        .await
-    }
+        decide_and_write(conn, &connection, &event, kind, &id, object).await
+    })
+    .await
+}
+
+/// Applies one Stripe event (as JSON, the way Stripe renders it) for `connection`: the
+/// shared path of webhooks and reconciliation, deduplicated by event id.
+pub async fn apply_event(
+    pool: &PgPool,
+    connection: &Connection,
+    event: &Value,
+) -> Result<&'static str, ApplyError> {
+    let object = &event["data"]["object"];
+    let Some(kind) = object["object"].as_str().and_then(Kind::of) else {
+        return Ok("ignored");
+    };
+    let (Some(id), Some(event_id)) = (object["id"].as_str(), event["id"].as_str()) else {
+        return Err(ApplyError::Permanent(
+            "an event or its object has no id".into(),
+        ));
+    };
+    let received = StripeEventReceived {
+        event_id: event_id.to_owned(),
+        event_type: event["type"].as_str().unwrap_or_default().to_owned(),
+        account: event["account"].as_str().unwrap_or_default().to_owned(),
+        created: event["created"].as_i64().unwrap_or_default(),
+        ..Default::default()
+    };
+    apply_in_transaction(
+        pool,
+        connection,
+        &received,
+        kind,
+        id,
+        object.clone(),
+        event_id,
+    )
+    .await
 }
 
 /// Serialises work on one Stripe object across consumers until the transaction ends.

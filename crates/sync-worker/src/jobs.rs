@@ -1,4 +1,4 @@
-//! `sync.jobs`: backfills (and later reconciliations) per connection. A job runs to
+//! `sync.jobs`: backfills and reconciliations per connection. A job runs to
 //! completion inside its delivery; a crash redelivers it and the run resumes from its
 //! cursor. A revoked or deleted connection's job is dropped: there is nothing to sync.
 
@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::backfill;
 use crate::connections::{ConnectionError, Connections};
 use crate::credentials::CredentialsError;
+use crate::reconcile;
 
 pub struct JobRunner {
     pub pool: PgPool,
@@ -70,8 +71,20 @@ impl Handler for JobRunner {
                     Err(e) => Err(HandleError::permanent(e)),
                 }
             }
+            Kind::Reconcile => {
+                let result = reconcile::run(&self.pool, &connection).await;
+                self.wake.notify_one();
+                match result {
+                    Ok(report) => {
+                        tracing::info!(connection = %connection_id, events = report.events_seen, repaired = report.repaired, relisted = report.objects_relisted, "reconciled");
+                        Ok(())
+                    }
+                    Err(e) if e.is_transient() => Err(HandleError::transient(e)),
+                    Err(e) => Err(HandleError::permanent(e)),
+                }
+            }
             other => {
-                tracing::warn!(job = %job.job_id, kind = ?other, "job kind not handled yet; dropped");
+                tracing::warn!(job = %job.job_id, kind = ?other, "job kind not handled; dropped");
                 Ok(())
             }
         }

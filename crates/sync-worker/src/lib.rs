@@ -8,7 +8,9 @@ pub mod events;
 pub mod facts;
 pub mod jobs;
 pub mod mrr_input;
+pub mod reconcile;
 pub mod rows;
+pub mod scheduler;
 pub mod schema;
 pub mod settings;
 pub mod store;
@@ -62,7 +64,7 @@ pub fn spec() -> ServiceSpec {
     }
 }
 
-/// The worker's consumers (live events, jobs) and the facts relay.
+/// The worker's consumers (live events, jobs), the facts relay and the scheduler.
 pub fn consumers(settings: &Settings, sealer: Arc<Sealer>) -> StartConsumers {
     let settings = settings.clone();
     Box::new(move |pool, broker, cancel| {
@@ -80,6 +82,12 @@ pub fn consumers(settings: &Settings, sealer: Arc<Sealer>) -> StartConsumers {
             connections: connections.clone(),
             wake: wake.clone(),
         });
+        let scheduler = scheduler::Scheduler {
+            pool: pool.clone(),
+            connections: connections.clone(),
+            publisher: Arc::new(Publisher::new(broker.clone())),
+            interval: std::time::Duration::from_secs(settings.sync_worker.reconcile_interval_secs),
+        };
         let jobs = Arc::new(jobs::JobRunner {
             pool,
             connections,
@@ -91,6 +99,7 @@ pub fn consumers(settings: &Settings, sealer: Arc<Sealer>) -> StartConsumers {
         job_options.concurrency = 2;
         vec![
             tokio::spawn(relay.run(cancel.clone())),
+            tokio::spawn(scheduler.run(cancel.clone())),
             tokio::spawn(run_consumer(
                 broker.clone(),
                 ConsumerOptions::from_settings(queues::SYNC_STRIPE_EVENTS, amqp),

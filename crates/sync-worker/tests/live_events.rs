@@ -430,3 +430,60 @@ async fn an_event_for_an_unknown_tenant_is_refused_without_effects() {
     s.fake.stop().await;
     s.env.cleanup(&[]).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_lost_are_repaired_by_reconciliation() {
+    let s = setup().await;
+    let connection = s.connections.get(s.connection).await.unwrap();
+    backfill::run(&s.pool, &connection.api, &connection.scope, s.connection)
+        .await
+        .unwrap();
+    s.admin("trigger/advance_time", json!({"seconds": 30})).await;
+    let customers: Vec<&str> = s
+        .truth
+        .customers
+        .iter()
+        .filter(|c| c.subscriptions.iter().any(|sub| sub.status == "active"))
+        .map(|c| c.customer.as_str())
+        .take(5)
+        .collect();
+    s.admin("trigger/fail_payment", json!({"customer": customers[0]})).await;
+    s.admin("trigger/fail_payment", json!({"customer": customers[1]})).await;
+    s.admin("trigger/request_cancel", json!({"customer": customers[2]})).await;
+    s.admin("trigger/advance_time", json!({"seconds": 10})).await;
+    s.admin("trigger/cancel", json!({"customer": customers[3]})).await;
+
+    // Every tenth event never arrives — always including the first payment failure's.
+    let events = s.list("events").await;
+    let applier = EventApplier {
+        pool: s.pool.clone(),
+        connections: s.connections.clone(),
+        wake: Arc::new(tokio::sync::Notify::new()),
+    };
+    let mut dropped = 0;
+    for (i, e) in events.iter().enumerate() {
+        let lost = i % 10 == 0 || e["type"] == "invoice.payment_failed";
+        if lost {
+            dropped += 1;
+            continue;
+        }
+        applier.handle(&delivery(e)).await.unwrap();
+    }
+    assert!(dropped >= 2);
+    let (db_subs, db_invoices) = db_state(&s).await;
+    let (fake_subs, fake_invoices) = fake_state(&s).await;
+    assert!(
+        db_subs != fake_subs || db_invoices != fake_invoices,
+        "dropping events must leave something stale, or the test proves nothing"
+    );
+
+    let report = sync_worker::reconcile::run(&s.pool, &connection).await.unwrap();
+    assert!(report.repaired >= 1, "{report:?}");
+    assert_same(db_state(&s).await, fake_state(&s).await);
+
+    // Nothing left to repair on the next run.
+    let again = sync_worker::reconcile::run(&s.pool, &connection).await.unwrap();
+    assert_eq!(again.repaired, 0, "{again:?}");
+    s.fake.stop().await;
+    s.env.cleanup(&[]).await;
+}
