@@ -26,7 +26,27 @@ curl -s http://127.0.0.1:8080/api/integrations/stripe/connections -H "authorizat
 import json, sys
 for c in json.load(sys.stdin)["data"]:
     print("  connection", c["id"], c["account_id"], c["kind"], c["secret_hint"], c["status"])'
+CONNECTION=$(curl -s http://127.0.0.1:8080/api/integrations/stripe/connections -H "authorization: Bearer $ADMIN_TOKEN" | python3 -c '
+import json, sys
+active = [c for c in json.load(sys.stdin)["data"] if c["status"] == "active"]
+print(active[0]["id"] if active else "")')
 echo "  without a token: $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/api/integrations/stripe/connections)"
+
+echo
+echo "== Connecting queued a backfill; the sync worker walks Stripe's lists (rate limited)"
+if [[ -n $CONNECTION ]]; then
+  $BILLINGCTL sync --connection "$CONNECTION" --progress 2>&1 | tail -4 | sed 's/^/  /' || true
+fi
+echo
+echo "== Billing truth in Postgres (schema billing)"
+$PSQL -F ' | ' -c "SELECT 'customers', count(*)::text FROM billing.stripe_customers
+  UNION ALL SELECT 'subscriptions ' || status, count(*)::text FROM billing.stripe_subscriptions GROUP BY status
+  UNION ALL SELECT 'invoices ' || coalesce(status, '-'), count(*)::text FROM billing.stripe_invoices GROUP BY status
+  UNION ALL SELECT 'failed payment attempts', count(*)::text FROM billing.payment_attempts WHERE outcome = 'failed'" | sed 's/^/  /'
+echo "  MRR by currency:"
+$PSQL -F ' | ' -c "SELECT currency, round(sum(mrr_cents)/100.0, 2) FROM billing.stripe_subscriptions GROUP BY currency ORDER BY 2 DESC" | sed 's/^/    /'
+echo "  customers in dunning (payment patterns):"
+$PSQL -F ' | ' -c "SELECT stripe_customer_id, dunning_stage, failed_attempts_30d, open_invoices FROM billing.payment_patterns WHERE dunning_stage <> 'none' ORDER BY failed_attempts_30d DESC LIMIT 5" | sed 's/^/    /'
 
 echo
 echo "== Stripe fake: seeded book of business"
@@ -73,6 +93,17 @@ done
 echo
 echo "== Ingress: verified, stored once, relayed to the stripe.events exchange"
 $PSQL -F ' | ' -c "SELECT event_id, event_type, tenant_id, to_char(received_at,'HH24:MI:SS.MS'), CASE WHEN published_at IS NULL THEN 'pending' ELSE 'published' END FROM ingress.events WHERE received_at >= '$started' ORDER BY id DESC LIMIT 10"
+echo
+echo "== Sync worker: the failure applied to billing and published as facts on the billing exchange"
+for _ in $(seq 1 40); do
+  applied=$($PSQL -c "SELECT count(*) FROM billing.payment_attempts WHERE stripe_customer_id = '$CUSTOMER' AND outcome = 'failed'")
+  [[ $applied -gt 0 ]] && break
+  sleep 0.25
+done
+$PSQL -F ' | ' -c "SELECT stripe_invoice_id, status, attempt_count, amount_remaining, to_char(next_payment_attempt, 'YYYY-MM-DD') FROM billing.stripe_invoices WHERE stripe_customer_id = '$CUSTOMER' ORDER BY created_at DESC LIMIT 2" | sed 's/^/  invoice  /'
+$PSQL -F ' | ' -c "SELECT charge_id, outcome, failure_code, attempt_number FROM billing.payment_attempts WHERE stripe_customer_id = '$CUSTOMER' ORDER BY attempted_at DESC LIMIT 2" | sed 's/^/  attempt  /'
+$PSQL -F ' | ' -c "SELECT routing_key, count(*) FROM billing.outbox WHERE created_at >= '$started' GROUP BY routing_key ORDER BY 1" | sed 's/^/  fact     /'
+
 echo
 echo "== Ingress metrics"
 curl -s "$INGRESS/metrics" | grep -E '^ingress_(webhooks_received|webhooks_rejected|webhooks_duplicate|events_published)_total' || true
