@@ -109,7 +109,7 @@ echo "== Ingress metrics"
 curl -s "$INGRESS/metrics" | grep -E '^ingress_(webhooks_received|webhooks_rejected|webhooks_duplicate|events_published)_total' || true
 echo
 echo "== A forged webhook is refused"
-curl -s -o /dev/stdout -w ' (HTTP %{http_code})\n' -X POST "$INGRESS/api/integrations/stripe/webhook" \
+curl -s -w ' (HTTP %{http_code})\n' -X POST "$INGRESS/api/integrations/stripe/webhook" \
   -H 'content-type: application/json' -H "stripe-signature: t=$(date +%s),v1=$(printf '0%.0s' {1..64})" \
   -d '{"id":"evt_forged","object":"event","type":"invoice.paid","created":1}'
 echo

@@ -162,11 +162,12 @@ pub fn trigger(app: &App, kind: &str, args: &Value) -> Result<Value, ApiError> {
         return Err(ApiError::missing("account", &account, "account"));
     }
     let tag = (account != state.platform).then(|| account.clone());
+    let now = state.now();
     if kind == "advance_time" {
         let to = match (i(args, "to"), i(args, "seconds"), i(args, "days")) {
             (Some(t), _, _) => t,
-            (None, Some(sec), _) => state.clock + sec,
-            (None, None, Some(d)) => state.clock + d * engine::DAY,
+            (None, Some(sec), _) => now + sec,
+            (None, None, Some(d)) => now + d * engine::DAY,
             _ => return Err(bad("pass \"to\", \"seconds\" or \"days\"")),
         };
         if to < state.clock {
@@ -190,9 +191,12 @@ pub fn trigger(app: &App, kind: &str, args: &Value) -> Result<Value, ApiError> {
             app.commit(state, &acct, events);
         }
         state.clock = to;
+        if state.realtime.is_some() {
+            // Real time keeps flowing from the new position.
+            state.realtime = Some((to, std::time::Instant::now()));
+        }
         return Ok(json!({"ok": true, "clock": to, "events": all}));
     }
-    let now = state.clock;
     let State { books, ids, .. } = &mut *state;
     let book = books
         .get_mut(&account)

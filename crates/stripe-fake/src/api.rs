@@ -853,7 +853,7 @@ fn post_route(
     request_id: &str,
     idem_key: Option<&str>,
 ) -> Reply {
-    let now = state.clock;
+    let now = state.now();
     let account_tag = caller.connected.then(|| caller.account.clone());
     let State { books, ids, .. } = state;
     let book = books

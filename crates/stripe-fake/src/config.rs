@@ -30,6 +30,9 @@ pub struct FakeConfig {
     pub workers: usize,
     /// Start of the fake clock (unix seconds); `None` = the seed's `now`, else wall clock.
     pub now: Option<i64>,
+    /// Let the clock follow real time from its start (as Stripe's does); tests that want
+    /// exact times keep it frozen and move it with `advance_time`.
+    pub realtime_clock: bool,
     pub webhooks: WebhookConfig,
     /// Serialise every object once in a background thread at start, so the first
     /// backfill is as fast as later ones (costs CPU for a few seconds and memory).
@@ -52,6 +55,7 @@ impl Default for FakeConfig {
             admin_enabled: true,
             workers: 2,
             now: None,
+            realtime_clock: false,
             webhooks: WebhookConfig::default(),
             prewarm: false,
             seed: None,

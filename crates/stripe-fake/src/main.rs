@@ -83,6 +83,10 @@ struct ServeArgs {
     /// Clock start / seed "now" (unix seconds); default: wall clock.
     #[arg(long, env = "STRIPE_FAKE_NOW")]
     now: Option<i64>,
+    /// Keep the clock still between `advance_time` calls (default: it follows real time,
+    /// as Stripe's does, so later changes get later event times).
+    #[arg(long, env = "STRIPE_FAKE_FROZEN_CLOCK")]
+    frozen_clock: bool,
     #[arg(long, env = "STRIPE_FAKE_CONNECTED_ACCOUNTS", default_value_t = 0)]
     connected_accounts: usize,
     #[arg(long, env = "STRIPE_FAKE_CONNECTED_CUSTOMERS", default_value_t = 20)]
@@ -213,6 +217,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         admin_enabled: !a.no_admin,
         workers: a.workers,
         now: a.now,
+        realtime_clock: !a.frozen_clock,
         prewarm: true,
         webhooks: WebhookConfig {
             url: a.webhook_url,

@@ -213,7 +213,7 @@ fn deauthorize(app: &App, req: &HttpRequest, p: &Params, request_id: &str) -> Ht
     state.revoked_accounts.insert(account.to_string());
     state.grants.retain(|_, g| g.account != account);
     state.refresh_tokens.retain(|_, g| g.account != account);
-    let now = state.clock;
+    let now = state.now();
     let client_id = app.config.connect_client_id.clone();
     let mut ctx = Ctx::new(now, &mut state.ids, Some(account.to_string()));
     ctx.emit_value(

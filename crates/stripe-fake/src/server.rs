@@ -114,6 +114,9 @@ impl FakeServer {
         let listen = config.listen.clone();
         let workers = config.workers.max(1);
         let prewarm = config.prewarm;
+        if config.realtime_clock {
+            state.realtime = Some((state.clock, std::time::Instant::now()));
+        }
         let app = Arc::new(App::with_state(config, state));
         if prewarm {
             let state = app.state.clone();

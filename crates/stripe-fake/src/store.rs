@@ -401,9 +401,12 @@ pub struct IdemEntry {
 pub struct State {
     pub platform: String,
     pub books: HashMap<String, Book>,
-    /// The fake's clock (unix seconds); moves only via `advance_time`, or follows the
-    /// wall clock when `clock_follows_wall` is set.
+    /// The fake's clock (unix seconds); moves via `advance_time` and, when `realtime` is
+    /// set, with the wall clock from its anchor (like Stripe's, events of later changes get
+    /// later `created` times). Read it through [`State::now`].
     pub clock: i64,
+    /// `(clock, instant)` at which the clock started following real time.
+    pub realtime: Option<(i64, std::time::Instant)>,
     pub ids: IdGen,
     pub grants: HashMap<String, Grant>,
     pub refresh_tokens: HashMap<String, Grant>,
@@ -417,6 +420,18 @@ pub struct State {
 }
 
 impl State {
+    /// The current time of the fake: explicit advances, plus real time elapsed when the
+    /// clock follows the wall clock. Never moves backwards.
+    pub fn now(&mut self) -> i64 {
+        if let Some((at, since)) = self.realtime {
+            let t = at + since.elapsed().as_secs() as i64;
+            if t > self.clock {
+                self.clock = t;
+            }
+        }
+        self.clock
+    }
+
     /// An empty state with just the platform account.
     pub fn new(now: i64, id_seed: u64) -> State {
         let mut ids = IdGen::new(id_seed);
@@ -428,6 +443,7 @@ impl State {
             platform,
             books,
             clock: now,
+            realtime: None,
             ids,
             grants: HashMap::new(),
             refresh_tokens: HashMap::new(),
