@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use platform::crypto::Sealer;
 use platform::db::PgPool;
@@ -49,8 +50,12 @@ pub struct Connections {
     sealer: Arc<Sealer>,
     api_base: String,
     requests_per_second: u32,
-    by_id: Mutex<HashMap<Uuid, Connection>>,
+    by_id: Mutex<HashMap<Uuid, (Connection, Instant)>>,
 }
+
+/// How long credentials are trusted before being re-read: a revoked connection or a
+/// rotated key is noticed within this time even without an error from Stripe.
+const CACHE_TTL: Duration = Duration::from_secs(60);
 
 impl Connections {
     pub fn new(
@@ -70,17 +75,35 @@ impl Connections {
 
     /// The active connection `id`; a revoked one is an error (stop syncing it).
     pub async fn get(&self, id: Uuid) -> Result<Connection, ConnectionError> {
-        if let Some(found) = self.by_id.lock().await.get(&id) {
-            return Ok(found.clone());
+        let cached = self.by_id.lock().await.get(&id).cloned();
+        if let Some((found, at)) = &cached {
+            if at.elapsed() < CACHE_TTL {
+                return Ok(found.clone());
+            }
         }
         let mut conn = self
             .pool
             .get()
             .await
             .map_err(|e| ConnectionError::Pool(e.to_string()))?;
-        let creds = credentials::load(&mut conn, &self.sealer, id)
-            .await?
-            .require_active()?;
+        let loaded = credentials::load(&mut conn, &self.sealer, id)
+            .await
+            .and_then(|c| c.require_active());
+        let creds = match loaded {
+            Ok(creds) => creds,
+            Err(e) => {
+                self.forget(id).await;
+                return Err(e.into());
+            }
+        };
+        if let Some((found, _)) = cached {
+            // Still active: keep the client, and with it the rate budget it has spent.
+            self.by_id
+                .lock()
+                .await
+                .insert(id, (found.clone(), Instant::now()));
+            return Ok(found);
+        }
         let mut config = creds.api_config(self.api_base.clone());
         if self.requests_per_second > 0 {
             config.requests_per_second = self.requests_per_second;
@@ -93,7 +116,10 @@ impl Connections {
             },
             api: StripeApi::new(config)?,
         };
-        self.by_id.lock().await.insert(id, connection.clone());
+        self.by_id
+            .lock()
+            .await
+            .insert(id, (connection.clone(), Instant::now()));
         Ok(connection)
     }
 
@@ -103,13 +129,9 @@ impl Connections {
         tenant: &str,
         account: &str,
     ) -> Result<Connection, ConnectionError> {
-        if let Some(found) = self
-            .by_id
-            .lock()
-            .await
-            .values()
-            .find(|c| c.scope.tenant_id == tenant && c.scope.account_id == account)
-        {
+        if let Some((found, _)) = self.by_id.lock().await.values().find(|(c, at)| {
+            c.scope.tenant_id == tenant && c.scope.account_id == account && at.elapsed() < CACHE_TTL
+        }) {
             return Ok(found.clone());
         }
         for candidate in self.active().await? {

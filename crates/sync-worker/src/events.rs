@@ -58,6 +58,34 @@ impl Kind {
         })
     }
 
+    /// The kind of a Stripe id, by its prefix (coupons have free-form ids: none).
+    pub fn of_id(id: &str) -> Option<Kind> {
+        let prefix = id.split_once('_')?.0;
+        Some(match prefix {
+            "cus" => Kind::Customer,
+            "sub" => Kind::Subscription,
+            "in" => Kind::Invoice,
+            "ch" | "py" => Kind::Charge,
+            "pm" | "card" => Kind::PaymentMethod,
+            "price" | "plan" => Kind::Price,
+            "prod" => Kind::Product,
+            _ => return None,
+        })
+    }
+
+    fn object_name(self) -> &'static str {
+        match self {
+            Kind::Customer => "customer",
+            Kind::Subscription => "subscription",
+            Kind::Invoice => "invoice",
+            Kind::Charge => "charge",
+            Kind::PaymentMethod => "payment_method",
+            Kind::Price => "price",
+            Kind::Product => "product",
+            Kind::Coupon => "coupon",
+        }
+    }
+
     /// Table and id column holding the object's version (`source_created`).
     fn version_source(self) -> (&'static str, &'static str, &'static str) {
         match self {
@@ -344,6 +372,28 @@ pub async fn apply_event(
         event_id,
     )
     .await
+}
+
+/// Refetches one object (a `REFETCH` job: an operator's or a consumer's doubt) and applies
+/// it as of the read, through the same path as events. `cause` makes it idempotent.
+pub async fn refetch_object(
+    pool: &PgPool,
+    connection: &Connection,
+    id: &str,
+    cause: &str,
+) -> Result<&'static str, ApplyError> {
+    let kind = Kind::of_id(id).ok_or_else(|| {
+        ApplyError::Permanent(format!("cannot tell what kind of object {id:?} is"))
+    })?;
+    let mut object = refetch(connection, kind, id).await?;
+    object["object"] = Value::String(kind.object_name().to_owned());
+    let event = serde_json::json!({
+        "id": format!("refetch:{cause}"),
+        "type": format!("{}.refetched", kind.object_name()),
+        "created": Utc::now().timestamp(),
+        "data": {"object": object},
+    });
+    apply_event(pool, connection, &event).await
 }
 
 /// Serialises work on one Stripe object across consumers until the transaction ends.
@@ -757,6 +807,16 @@ mod tests {
         assert!(!needs_refetch(Kind::Subscription, &expanded));
         assert!(needs_refetch(Kind::Subscription, &item_bare));
         assert!(!needs_refetch(Kind::Invoice, &bare));
+    }
+
+    #[test]
+    fn kinds_from_ids() {
+        assert_eq!(Kind::of_id("cus_123"), Some(Kind::Customer));
+        assert_eq!(Kind::of_id("sub_123"), Some(Kind::Subscription));
+        assert_eq!(Kind::of_id("in_123"), Some(Kind::Invoice));
+        assert_eq!(Kind::of_id("pm_123"), Some(Kind::PaymentMethod));
+        assert_eq!(Kind::of_id("SUMMER25"), None);
+        assert_eq!(Kind::of_id("evt_1"), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::backfill;
 use crate::connections::{ConnectionError, Connections};
 use crate::credentials::CredentialsError;
+use crate::events;
 use crate::reconcile;
 
 pub struct JobRunner {
@@ -81,6 +82,23 @@ impl Handler for JobRunner {
                     }
                     Err(e) if e.is_transient() => Err(HandleError::transient(e)),
                     Err(e) => Err(HandleError::permanent(e)),
+                }
+            }
+            Kind::Refetch => {
+                match events::refetch_object(&self.pool, &connection, &job.object_id, &job.job_id)
+                    .await
+                {
+                    Ok(outcome) => {
+                        tracing::info!(object = %job.object_id, outcome, "refetched");
+                        self.wake.notify_one();
+                        Ok(())
+                    }
+                    Err(events::ApplyError::Transient(e)) => {
+                        Err(HandleError::transient(anyhow::anyhow!(e)))
+                    }
+                    Err(events::ApplyError::Permanent(e)) => {
+                        Err(HandleError::permanent(anyhow::anyhow!(e)))
+                    }
                 }
             }
             other => {

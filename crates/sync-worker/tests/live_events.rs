@@ -487,3 +487,46 @@ async fn webhooks_lost_are_repaired_by_reconciliation() {
     s.fake.stop().await;
     s.env.cleanup(&[]).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refetch_job_brings_one_object_up_to_date() {
+    let s = setup().await;
+    let connection = s.connections.get(s.connection).await.unwrap();
+    backfill::run(&s.pool, &connection.api, &connection.scope, s.connection)
+        .await
+        .unwrap();
+    let customer = s
+        .truth
+        .customers
+        .iter()
+        .find(|c| c.subscriptions.iter().any(|sub| sub.status == "active"))
+        .unwrap();
+    // No webhook reaches us: only the refetch can tell.
+    let failed = s
+        .admin("trigger/fail_payment", json!({"customer": customer.customer}))
+        .await;
+    let invoice = failed["invoice"].as_str().unwrap();
+    let outcome = sync_worker::events::refetch_object(&s.pool, &connection, invoice, "job-1")
+        .await
+        .unwrap();
+    // "refetched" when it lands within the doubt window of the backfill's read.
+    assert!(matches!(outcome, "applied" | "refetched"), "{outcome}");
+    let mut conn = s.pool.get().await.unwrap();
+    let attempts: i32 = schema::stripe_invoices::table
+        .filter(schema::stripe_invoices::stripe_invoice_id.eq(invoice))
+        .select(schema::stripe_invoices::attempt_count)
+        .first(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 1);
+    // The same job delivered again changes nothing.
+    let again = sync_worker::events::refetch_object(&s.pool, &connection, invoice, "job-1")
+        .await
+        .unwrap();
+    assert_eq!(again, "duplicate");
+    let unknown = sync_worker::events::refetch_object(&s.pool, &connection, "SUMMER25", "job-2").await;
+    assert!(unknown.is_err());
+    drop(conn);
+    s.fake.stop().await;
+    s.env.cleanup(&[]).await;
+}
