@@ -135,6 +135,95 @@ mod tests {
 
     use super::*;
 
+    fn fact_context() -> Option<v1::FactContext> {
+        Some(v1::FactContext {
+            tenant_id: "t1".into(),
+            account_id: "acct_1".into(),
+            occurred_at: 1_700_000_000,
+            source: "event".into(),
+            event_id: "evt_1".into(),
+        })
+    }
+
+    /// Golden billing facts: field numbers and types are frozen within `billing.v1`.
+    #[test]
+    fn golden_billing_facts_decode() {
+        let changed = v1::SubscriptionChanged {
+            context: fact_context(),
+            stripe_customer_id: "cus_1".into(),
+            stripe_subscription_id: "sub_1".into(),
+            movement: "contraction".into(),
+            status_before: "active".into(),
+            status_after: "active".into(),
+            plan_before: "Pro".into(),
+            plan_after: "Basic".into(),
+            quantity_before: 10,
+            quantity_after: 5,
+            mrr_before: 50_000,
+            mrr_after: 25_000,
+            currency: "usd".into(),
+            cancel_at_period_end: true,
+            current_period_end: 1_700_500_000,
+            canceled_at: 0,
+        };
+        assert_eq!(
+            hex::encode(changed.encode_to_vec()),
+            GOLDEN_SUBSCRIPTION_CHANGED
+        );
+        let decoded =
+            v1::SubscriptionChanged::decode(&*hex::decode(GOLDEN_SUBSCRIPTION_CHANGED).unwrap())
+                .unwrap();
+        assert_eq!(decoded, changed);
+        assert_eq!(decoded.routing_key(), "subscription.changed");
+
+        let failed = v1::PaymentAttempted {
+            context: fact_context(),
+            stripe_customer_id: "cus_1".into(),
+            charge_id: "ch_1".into(),
+            payment_intent_id: "pi_1".into(),
+            stripe_invoice_id: "in_1".into(),
+            succeeded: false,
+            amount: 4_900,
+            currency: "eur".into(),
+            failure_code: "card_declined".into(),
+            failure_message: "Your card was declined.".into(),
+            attempted_at: 1_700_000_100,
+        };
+        assert_eq!(hex::encode(failed.encode_to_vec()), GOLDEN_PAYMENT_FAILED);
+        let decoded =
+            v1::PaymentAttempted::decode(&*hex::decode(GOLDEN_PAYMENT_FAILED).unwrap()).unwrap();
+        assert_eq!(decoded, failed);
+        assert_eq!(decoded.routing_key(), "payment.failed");
+        assert_eq!(
+            v1::PaymentAttempted {
+                succeeded: true,
+                ..decoded
+            }
+            .routing_key(),
+            "payment.succeeded"
+        );
+        for (key, ty) in [
+            (
+                v1::CustomerUpserted::default().routing_key(),
+                v1::CustomerUpserted::TYPE,
+            ),
+            (
+                v1::InvoiceUpdated::default().routing_key(),
+                v1::InvoiceUpdated::TYPE,
+            ),
+            (
+                v1::PaymentMethodUpdated::default().routing_key(),
+                v1::PaymentMethodUpdated::TYPE,
+            ),
+        ] {
+            assert!(ty.starts_with("billing.v1."), "{ty}");
+            assert!(!key.is_empty());
+        }
+    }
+
+    const GOLDEN_SUBSCRIPTION_CHANGED: &str = "0a200a0274311206616363745f311880e2cfaa0622056576656e742a056576745f3112056375735f311a057375625f31220b636f6e7472616374696f6e2a0661637469766532066163746976653a0350726f42054261736963480a500558d0860360a8c3016a03757364700178a0a4eeaa06";
+    const GOLDEN_PAYMENT_FAILED: &str = "0a200a0274311206616363745f311880e2cfaa0622056576656e742a056576745f3112056375735f311a0463685f31220470695f312a04696e5f3138a42642036575724a0d636172645f6465636c696e65645217596f7572206361726420776173206465636c696e65642e58e4e2cfaa06";
+
     /// A golden message: if a field number or type changes, this fails — contracts are
     /// append-only within a version.
     #[test]
