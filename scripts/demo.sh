@@ -35,7 +35,12 @@ echo "  without a token: $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0
 echo
 echo "== Connecting queued a backfill; the sync worker walks Stripe's lists (rate limited)"
 if [[ -n $CONNECTION ]]; then
-  $BILLINGCTL sync --connection "$CONNECTION" --progress 2>&1 | tail -4 | sed 's/^/  /' || true
+  if [[ $($PSQL -c "SELECT count(*) FROM billing.sync_runs WHERE connection_id = '$CONNECTION' AND kind = 'backfill'" 2>/dev/null || echo 0) -gt 0 ]]; then
+    # Connected by an earlier demo run: queue a fresh backfill and follow it.
+    $BILLINGCTL sync --connection "$CONNECTION" --follow 2>&1 | tail -4 | sed 's/^/  /' || true
+  else
+    $BILLINGCTL sync --connection "$CONNECTION" --progress 2>&1 | tail -4 | sed 's/^/  /' || true
+  fi
 fi
 echo
 echo "== Billing truth in Postgres (schema billing)"
@@ -96,12 +101,12 @@ $PSQL -F ' | ' -c "SELECT event_id, event_type, tenant_id, to_char(received_at,'
 echo
 echo "== Sync worker: the failure applied to billing and published as facts on the billing exchange"
 for _ in $(seq 1 40); do
-  applied=$($PSQL -c "SELECT count(*) FROM billing.payment_attempts WHERE stripe_customer_id = '$CUSTOMER' AND outcome = 'failed'")
+  applied=$($PSQL -c "SELECT count(*) FROM billing.outbox WHERE routing_key = 'payment.failed' AND created_at >= '$started'")
   [[ $applied -gt 0 ]] && break
   sleep 0.25
 done
 $PSQL -F ' | ' -c "SELECT stripe_invoice_id, status, attempt_count, amount_remaining, to_char(next_payment_attempt, 'YYYY-MM-DD') FROM billing.stripe_invoices WHERE stripe_customer_id = '$CUSTOMER' ORDER BY created_at DESC LIMIT 2" | sed 's/^/  invoice  /'
-$PSQL -F ' | ' -c "SELECT charge_id, outcome, failure_code, attempt_number FROM billing.payment_attempts WHERE stripe_customer_id = '$CUSTOMER' ORDER BY attempted_at DESC LIMIT 2" | sed 's/^/  attempt  /'
+$PSQL -F ' | ' -c "SELECT charge_id, outcome, failure_code, attempt_number FROM billing.payment_attempts WHERE stripe_customer_id = '$CUSTOMER' ORDER BY source_created DESC, attempted_at DESC LIMIT 2" | sed 's/^/  attempt  /'
 $PSQL -F ' | ' -c "SELECT routing_key, count(*) FROM billing.outbox WHERE created_at >= '$started' GROUP BY routing_key ORDER BY 1" | sed 's/^/  fact     /'
 
 echo
