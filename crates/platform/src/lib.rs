@@ -11,7 +11,7 @@ pub mod outbox;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
-#[cfg(any(test, feature = "testing"))]
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use tokio_util::sync::CancellationToken;
