@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/billing-target
 CARGO ?= cargo
 
-.PHONY: demo up down status test test-clean build release fmt lint bench-bus bench-ingress bench-match bench-fake deps
+.PHONY: demo up down status test test-clean build release fmt lint bench-bus bench-ingress bench-match bench-fake bench-sync deps
 
 ## Everything up on this machine, demo data flowing, results shown.
 demo: deps release
@@ -62,3 +62,10 @@ bench-match:
 ## Stripe fake benchmark: list pages/s (rate limit off) and 10k-customer seed time.
 bench-fake:
 	$(CARGO) run --release -p stripe-fake -- bench
+
+## Backfill benchmark: cold backfill of 1k and 10k customers from a release stripe-fake process
+## at 100 req/s (requests, objects/s, share of the rate limit used, worker peak RSS).
+bench-sync: deps
+	$(CARGO) build --release -p stripe-fake --bins
+	$(CARGO) build --release -p sync-worker --example bench_sync
+	$(CARGO_TARGET_DIR)/release/examples/bench_sync

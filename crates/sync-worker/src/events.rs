@@ -181,7 +181,7 @@ pub fn decide(held: Option<(i64, bool)>, event_created: i64) -> Decision {
     match held {
         None => Decision::Apply,
         Some((_, true)) => Decision::Terminal,
-        Some((held, false)) if event_created <= held - DOUBT_WINDOW_SECS => Decision::Stale,
+        Some((held, false)) if event_created < held - DOUBT_WINDOW_SECS => Decision::Stale,
         Some((held, false)) if event_created <= held + DOUBT_WINDOW_SECS => Decision::Refetch,
         Some(_) => Decision::Apply,
     }

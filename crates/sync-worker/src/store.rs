@@ -392,8 +392,8 @@ pub async fn attempts(conn: &mut AsyncPgConnection, rows: &[AttemptRow]) -> Resu
                    ORDER BY attempted_at, charge_id) AS rn \
                    FROM billing.payment_attempts \
                    WHERE tenant_id = $1 AND account_id = $2 AND payment_intent_id = ANY($3)) n \
-             WHERE a.tenant_id = $1 AND a.account_id = $2 AND a.charge_id = n.charge_id \
-               AND a.attempt_number IS DISTINCT FROM n.rn",
+             WHERE a.tenant_id = $1 AND a.account_id = $2 AND a.payment_intent_id = ANY($3) \
+               AND a.charge_id = n.charge_id AND a.attempt_number IS DISTINCT FROM n.rn",
         )
         .bind::<diesel::sql_types::Text, _>(&rows[0].tenant_id)
         .bind::<diesel::sql_types::Text, _>(&rows[0].account_id)
@@ -402,4 +402,38 @@ pub async fn attempts(conn: &mut AsyncPgConnection, rows: &[AttemptRow]) -> Resu
         .await?;
     }
     Ok(n)
+}
+
+/// Tables a bulk load writes, for [`analyze`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    Customers,
+    Subscriptions,
+    Invoices,
+    Attempts,
+}
+
+impl Loaded {
+    fn tables(self) -> &'static str {
+        match self {
+            Loaded::Customers => "billing.stripe_customers, billing.payment_methods",
+            Loaded::Subscriptions => {
+                "billing.stripe_subscriptions, billing.subscription_items, billing.subscription_changes"
+            }
+            Loaded::Invoices => "billing.stripe_invoices, billing.invoice_lines",
+            Loaded::Attempts => "billing.payment_attempts",
+        }
+    }
+}
+
+/// Refreshes the planner's statistics of tables a backfill is filling. Without them a
+/// table that grew from nothing within minutes looks nearly empty to the planner (and a
+/// new tenant's rows look like a handful), which turns the per-page lookups by id list
+/// (`= ANY(...)`) into nested loops over everything stored so far: quadratic in the size
+/// of the account. `SKIP_LOCKED`: never wait for autovacuum or another backfill's ANALYZE.
+pub async fn analyze(conn: &mut AsyncPgConnection, loaded: Loaded) -> Result<()> {
+    diesel::sql_query(format!("ANALYZE (SKIP_LOCKED) {}", loaded.tables()))
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -1,10 +1,11 @@
 //! Backfill against the Stripe fake, compared with the fake's truth file for every customer:
 //! subscription statuses and MRR, invoice counts by status, failed payment attempts and
-//! card expiries. Also: a backfill stopped halfway resumes from its cursor.
+//! card expiries. Also: a backfill stopped halfway through its parallel lists resumes each
+//! list from its cursor, and a failed run is recorded failed and resumed on redelivery.
 
 use std::collections::BTreeMap;
 
-use diesel::{ExpressionMethods as _, QueryDsl as _};
+use diesel::{ExpressionMethods as _, NullableExpressionMethods as _, QueryDsl as _};
 use diesel_async::RunQueryDsl as _;
 use platform::{db, testing::TestEnv};
 use secrecy::SecretString;
@@ -21,6 +22,11 @@ struct Setup {
 }
 
 async fn setup(customers: usize, seed: u64) -> Setup {
+    setup_with(customers, seed, 0.0).await
+}
+
+/// `error_rate`: the fraction of the fake's answers that are 500/503.
+async fn setup_with(customers: usize, seed: u64, error_rate: f64) -> Setup {
     let env = TestEnv::new();
     db::ensure_database(&env.common.database.url).await.unwrap();
     db::migrate(&env.common.database.url, "billing", sync_worker::MIGRATIONS)
@@ -31,6 +37,7 @@ async fn setup(customers: usize, seed: u64) -> Setup {
     let now = chrono::Utc::now().timestamp();
     let fake = FakeServer::start(FakeConfig {
         rate_limit: 0,
+        error_rate,
         now: Some(now),
         seed: Some(SeedOptions {
             customers,
@@ -70,6 +77,15 @@ struct Seen {
     failed_attempts: usize,
     cards: BTreeMap<String, (i16, i16, String)>,
 }
+
+/// Customer, payment method, expiry month and year, last four digits.
+type CardRow = (
+    Option<String>,
+    String,
+    Option<i16>,
+    Option<i16>,
+    Option<String>,
+);
 
 async fn seen(pool: &db::PgPool, scope: &Scope) -> BTreeMap<String, Seen> {
     let mut conn = pool.get().await.unwrap();
@@ -123,13 +139,7 @@ async fn seen(pool: &db::PgPool, scope: &Scope) -> BTreeMap<String, Seen> {
     for customer in failed.into_iter().flatten() {
         out.entry(customer).or_default().failed_attempts += 1;
     }
-    let cards: Vec<(
-        Option<String>,
-        String,
-        Option<i16>,
-        Option<i16>,
-        Option<String>,
-    )> = schema::payment_methods::table
+    let cards: Vec<CardRow> = schema::payment_methods::table
         .select((
             schema::payment_methods::stripe_customer_id,
             schema::payment_methods::payment_method_id,
@@ -255,55 +265,193 @@ async fn backfill_equals_the_truth_for_every_customer() {
     s.env.cleanup(&[]).await;
 }
 
+/// Per list: (pages committed, done), from `sync_run_cursors`.
+async fn cursors(pool: &db::PgPool, run_id: uuid::Uuid) -> BTreeMap<String, (i64, bool)> {
+    use backfill::sync_run_cursors as c;
+    let mut conn = pool.get().await.unwrap();
+    let rows: Vec<(String, i64, bool)> = c::table
+        .filter(c::run_id.eq(run_id))
+        .select((c::list, c::pages, c::done))
+        .load(&mut conn)
+        .await
+        .unwrap();
+    rows.into_iter()
+        .map(|(list, pages, done)| (list, (pages, done)))
+        .collect()
+}
+
+async fn run_of(pool: &db::PgPool, connection: uuid::Uuid) -> (uuid::Uuid, String, i64, i64) {
+    let mut conn = pool.get().await.unwrap();
+    schema::sync_runs::table
+        .filter(schema::sync_runs::connection_id.eq(connection))
+        .select((
+            schema::sync_runs::id,
+            schema::sync_runs::stage,
+            schema::sync_runs::objects_done,
+            schema::sync_runs::requests,
+        ))
+        .first(&mut conn)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backfill_killed_halfway_resumes_from_its_cursor() {
     let s = setup(250, 5).await;
     let connection = uuid::Uuid::new_v4();
-    // A budget of 6 requests with no retries: the run dies in the customers stage.
     let mut config = ApiConfig::new(s.fake.base_url(), SecretString::from("rk_test_fake"), false);
     config.requests_per_second = 1000;
     let dying = StripeApi::new(config.clone()).unwrap();
     let walk = backfill::run(&s.pool, &dying, &s.scope, connection);
-    let _ = tokio::time::timeout(std::time::Duration::from_millis(1), async {}).await;
-    // Abort the future after a few pages by racing it against the request count.
-    let aborted = tokio::select! {
-        r = walk => r.map(|_| false).unwrap_or(false),
-        _ = async {
-            while dying.usage().requests < 6 {
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    // Kill the walk in its parallel phase: customers, subscriptions (started once prices and
+    // coupons were stored), invoices and charges have each committed a page, and invoices
+    // or charges still have pages to go.
+    let parallel = ["customers", "subscriptions", "invoices", "charges"];
+    let at_kill = tokio::select! {
+        r = walk => panic!("the backfill finished before it could be interrupted: {r:?}"),
+        lists = async {
+            loop {
+                let runs: Vec<uuid::Uuid> = {
+                    let mut conn = s.pool.get().await.unwrap();
+                    schema::sync_runs::table
+                        .filter(schema::sync_runs::connection_id.eq(connection))
+                        .select(schema::sync_runs::id)
+                        .load(&mut conn)
+                        .await
+                        .unwrap()
+                };
+                if let [run, ..] = runs.as_slice() {
+                    let lists = cursors(&s.pool, *run).await;
+                    let started = parallel.iter().all(|l| lists.get(*l).is_some_and(|(p, _)| *p > 0));
+                    let unfinished = ["invoices", "charges"].iter().any(|l| !lists[*l].1);
+                    if started && unfinished {
+                        return lists;
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             }
-        } => true,
+        } => lists,
     };
     assert!(
-        aborted,
-        "the backfill finished before it could be interrupted"
+        parallel.iter().filter(|l| at_kill[**l].0 > 0).count() == parallel.len(),
+        "{at_kill:?}"
     );
+    // A page whose commit was already on the wire may still land: let it settle.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (run_id, stage, done, persisted_requests) = run_of(&s.pool, connection).await;
+    let committed = cursors(&s.pool, run_id).await;
+    let committed_pages: i64 = committed.values().map(|(p, _)| p).sum();
+    assert_ne!(stage, "done");
+    assert!(done > 0);
+    assert!(committed_pages > 0);
+    assert!(persisted_requests >= committed_pages);
+    assert!(persisted_requests <= dying.usage().requests as i64);
+
+    // The redelivered job resumes the same run and ends equal to the truth.
+    let api = StripeApi::new(config.clone()).unwrap();
+    let progress = backfill::run(&s.pool, &api, &s.scope, connection)
+        .await
+        .unwrap();
+    assert_eq!(progress.stage, backfill::Stage::Done);
+    assert_eq!(progress.run_id, run_id);
     let mut conn = s.pool.get().await.unwrap();
-    let (stage, done): (String, i64) = schema::sync_runs::table
+    let (runs, attempts): (i64, i32) = schema::sync_runs::table
         .filter(schema::sync_runs::connection_id.eq(connection))
-        .select((schema::sync_runs::stage, schema::sync_runs::objects_done))
+        .group_by(schema::sync_runs::connection_id)
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::max(schema::sync_runs::attempts).assume_not_null(),
+        ))
         .first(&mut conn)
         .await
         .unwrap();
-    assert_ne!(stage, "done");
-    assert!(done > 0);
+    assert_eq!(runs, 1, "resumed, not restarted");
+    assert_eq!(attempts, 2);
+    assert_matches_truth(&seen(&s.pool, &s.scope).await, &s.truth);
+    // Totals stay meaningful: the objects of every list, the requests of both attempts.
+    let (_, stage, done, requests) = run_of(&s.pool, connection).await;
+    assert_eq!(stage, "done");
+    assert_eq!(done, progress.objects_done);
+    assert_eq!(
+        requests,
+        persisted_requests + api.usage().requests as i64,
+        "requests over both attempts"
+    );
+    assert!(cursors(&s.pool, run_id)
+        .await
+        .values()
+        .all(|(_, done)| *done));
 
-    // The redelivered job resumes the same run and ends equal to the truth.
+    // A cold walk of the same account (a new run) needs every page; the resumed walk
+    // skipped exactly the pages committed before the kill.
+    let cold = StripeApi::new(config).unwrap();
+    let full = backfill::run(&s.pool, &cold, &s.scope, uuid::Uuid::new_v4())
+        .await
+        .unwrap();
+    assert_eq!(full.objects_done, progress.objects_done);
+    assert!(api.usage().requests < cold.usage().requests);
+    assert_eq!(
+        api.usage().requests as i64,
+        cold.usage().requests as i64 - committed_pages,
+        "resumed from every list's cursor"
+    );
+    assert_matches_truth(&seen(&s.pool, &s.scope).await, &s.truth);
+    drop(conn);
+    s.fake.stop().await;
+    s.env.cleanup(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_backfill_is_recorded_and_resumed_on_redelivery() {
+    // One answer in five is a 500/503; a client that never retries fails the run.
+    let s = setup_with(150, 9, 0.2).await;
+    let connection = uuid::Uuid::new_v4();
+    let mut config = ApiConfig::new(s.fake.base_url(), SecretString::from("rk_test_fake"), false);
+    config.requests_per_second = 1000;
+    config.base_backoff = std::time::Duration::from_millis(1);
+    config.max_backoff = std::time::Duration::from_millis(5);
+    let fragile = StripeApi::new(ApiConfig {
+        max_attempts: 1,
+        ..config.clone()
+    })
+    .unwrap();
+    let error = backfill::run(&s.pool, &fragile, &s.scope, connection)
+        .await
+        .unwrap_err();
+    assert!(error.is_transient(), "{error}");
+    let mut conn = s.pool.get().await.unwrap();
+    let (status, stage, message): (String, String, Option<String>) = schema::sync_runs::table
+        .filter(schema::sync_runs::connection_id.eq(connection))
+        .select((
+            schema::sync_runs::status,
+            schema::sync_runs::stage,
+            schema::sync_runs::error,
+        ))
+        .first(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(status, "failed");
+    assert_ne!(stage, "done");
+    assert!(message.is_some_and(|m| m.contains("gave up")));
+
+    // Redelivered with retries: the same run resumes and succeeds.
     let api = StripeApi::new(config).unwrap();
     let progress = backfill::run(&s.pool, &api, &s.scope, connection)
         .await
         .unwrap();
     assert_eq!(progress.stage, backfill::Stage::Done);
-    let runs: i64 = schema::sync_runs::table
+    let (status, error, runs): (String, Option<String>, i64) = schema::sync_runs::table
         .filter(schema::sync_runs::connection_id.eq(connection))
-        .count()
-        .get_result(&mut conn)
+        .group_by((schema::sync_runs::status, schema::sync_runs::error))
+        .select((
+            schema::sync_runs::status,
+            schema::sync_runs::error,
+            diesel::dsl::count_star(),
+        ))
+        .first(&mut conn)
         .await
         .unwrap();
-    assert_eq!(runs, 1, "resumed, not restarted");
-    // Resuming skipped what was done: fewer requests than a full walk needs.
-    let full = api.usage().requests + dying.usage().requests;
-    assert!(api.usage().requests < full);
+    assert_eq!((status.as_str(), error, runs), ("succeeded", None, 1));
     assert_matches_truth(&seen(&s.pool, &s.scope).await, &s.truth);
     drop(conn);
     s.fake.stop().await;
