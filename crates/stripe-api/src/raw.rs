@@ -66,7 +66,10 @@ impl StripeApi {
         let request = GetObject {
             path,
             expand: expand.iter().map(|e| (*e).to_owned()).collect(),
-            query: query.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
+            query: query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
         };
         let value = self.send(op, &request).await?;
         serde_json::from_str(&miniserde::json::to_string(&value)).map_err(|e| ApiError::Decode {

@@ -438,7 +438,8 @@ async fn webhooks_lost_are_repaired_by_reconciliation() {
     backfill::run(&s.pool, &connection.api, &connection.scope, s.connection)
         .await
         .unwrap();
-    s.admin("trigger/advance_time", json!({"seconds": 30})).await;
+    s.admin("trigger/advance_time", json!({"seconds": 30}))
+        .await;
     let customers: Vec<&str> = s
         .truth
         .customers
@@ -447,11 +448,16 @@ async fn webhooks_lost_are_repaired_by_reconciliation() {
         .map(|c| c.customer.as_str())
         .take(5)
         .collect();
-    s.admin("trigger/fail_payment", json!({"customer": customers[0]})).await;
-    s.admin("trigger/fail_payment", json!({"customer": customers[1]})).await;
-    s.admin("trigger/request_cancel", json!({"customer": customers[2]})).await;
-    s.admin("trigger/advance_time", json!({"seconds": 10})).await;
-    s.admin("trigger/cancel", json!({"customer": customers[3]})).await;
+    s.admin("trigger/fail_payment", json!({"customer": customers[0]}))
+        .await;
+    s.admin("trigger/fail_payment", json!({"customer": customers[1]}))
+        .await;
+    s.admin("trigger/request_cancel", json!({"customer": customers[2]}))
+        .await;
+    s.admin("trigger/advance_time", json!({"seconds": 10}))
+        .await;
+    s.admin("trigger/cancel", json!({"customer": customers[3]}))
+        .await;
 
     // Every tenth event never arrives — always including the first payment failure's.
     let events = s.list("events").await;
@@ -477,12 +483,16 @@ async fn webhooks_lost_are_repaired_by_reconciliation() {
         "dropping events must leave something stale, or the test proves nothing"
     );
 
-    let report = sync_worker::reconcile::run(&s.pool, &connection).await.unwrap();
+    let report = sync_worker::reconcile::run(&s.pool, &connection)
+        .await
+        .unwrap();
     assert!(report.repaired >= 1, "{report:?}");
     assert_same(db_state(&s).await, fake_state(&s).await);
 
     // Nothing left to repair on the next run.
-    let again = sync_worker::reconcile::run(&s.pool, &connection).await.unwrap();
+    let again = sync_worker::reconcile::run(&s.pool, &connection)
+        .await
+        .unwrap();
     assert_eq!(again.repaired, 0, "{again:?}");
     s.fake.stop().await;
     s.env.cleanup(&[]).await;
@@ -503,7 +513,10 @@ async fn a_refetch_job_brings_one_object_up_to_date() {
         .unwrap();
     // No webhook reaches us: only the refetch can tell.
     let failed = s
-        .admin("trigger/fail_payment", json!({"customer": customer.customer}))
+        .admin(
+            "trigger/fail_payment",
+            json!({"customer": customer.customer}),
+        )
         .await;
     let invoice = failed["invoice"].as_str().unwrap();
     let outcome = sync_worker::events::refetch_object(&s.pool, &connection, invoice, "job-1")
@@ -524,7 +537,8 @@ async fn a_refetch_job_brings_one_object_up_to_date() {
         .await
         .unwrap();
     assert_eq!(again, "duplicate");
-    let unknown = sync_worker::events::refetch_object(&s.pool, &connection, "SUMMER25", "job-2").await;
+    let unknown =
+        sync_worker::events::refetch_object(&s.pool, &connection, "SUMMER25", "job-2").await;
     assert!(unknown.is_err());
     drop(conn);
     s.fake.stop().await;
