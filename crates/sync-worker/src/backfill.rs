@@ -37,6 +37,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use crate::facts;
 use crate::mrr_input::Catalog;
 use crate::rows::{
     self, AttemptRow, CouponRow, CustomerRow, InvoiceRow, LineRow, PaymentMethodRow, PriceRow,
@@ -791,19 +792,36 @@ async fn write_rows(
         Rows::Customers(customers, cards) => {
             store::customers(conn, &customers).await?;
             store::payment_methods(conn, &cards).await?;
+            // The matcher links customers from these facts, so every backfilled customer
+            // is announced (consumers treat facts as states: a re-run is harmless).
+            let out: Vec<_> = customers
+                .iter()
+                .map(|row| {
+                    facts::customer(row, &subscriptions::Source::backfill(row.source_created))
+                })
+                .collect();
+            facts::enqueue(conn, &out).await?;
         }
         Rows::Subscriptions(items, fetched_at) => {
             let catalog = catalog.ok_or_else(|| {
                 BackfillError::Data("subscriptions written without the catalog".into())
             })?;
-            subscriptions::apply(
-                conn,
-                scope,
-                &items,
-                catalog,
-                subscriptions::Source::backfill(fetched_at),
-            )
-            .await?;
+            let source = subscriptions::Source::backfill(fetched_at);
+            let changes =
+                subscriptions::apply(conn, scope, &items, catalog, source.clone()).await?;
+            // New or changed subscriptions (a re-run with nothing changed announces nothing).
+            let out: Vec<_> = changes
+                .iter()
+                .filter_map(|change| {
+                    let sub = items
+                        .iter()
+                        .find(|s| s.id.as_str() == change.stripe_subscription_id)?;
+                    let (row, _) =
+                        rows::subscription_rows(scope, sub, Ok(change.mrr_after_cents), fetched_at);
+                    Some(facts::subscription(&row, change, &source))
+                })
+                .collect();
+            facts::enqueue(conn, &out).await?;
         }
         Rows::Invoices(rows) => {
             store::invoices(conn, &rows).await?;

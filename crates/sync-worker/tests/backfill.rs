@@ -233,6 +233,22 @@ fn assert_matches_truth(seen: &BTreeMap<String, Seen>, truth: &Truth) {
     assert_eq!(seen.len(), expected.len(), "customer count");
 }
 
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Facts queued for the `billing` exchange with this routing key.
+async fn outbox_count(conn: &mut diesel_async::AsyncPgConnection, key: &str) -> i64 {
+    diesel::sql_query("SELECT count(*) AS n FROM billing.outbox WHERE routing_key = $1")
+        .bind::<diesel::sql_types::Text, _>(key)
+        .get_result::<Count>(conn)
+        .await
+        .unwrap()
+        .n
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn backfill_equals_the_truth_for_every_customer() {
     let s = setup(150, 21).await;
@@ -243,8 +259,31 @@ async fn backfill_equals_the_truth_for_every_customer() {
     assert_eq!(progress.stage, backfill::Stage::Done);
     assert_matches_truth(&seen(&s.pool, &s.scope).await, &s.truth);
 
-    // A second run changes nothing and records no spurious history.
+    // Every customer is announced to the matcher, every subscription to the risk engine.
     let mut conn = s.pool.get().await.unwrap();
+    let customers = s
+        .truth
+        .customers
+        .iter()
+        .filter(|c| c.account == s.truth.platform_account)
+        .count() as i64;
+    let subscriptions: i64 = s
+        .truth
+        .customers
+        .iter()
+        .filter(|c| c.account == s.truth.platform_account)
+        .map(|c| c.subscriptions.len() as i64)
+        .sum();
+    assert_eq!(
+        outbox_count(&mut conn, "customer.upserted").await,
+        customers
+    );
+    assert_eq!(
+        outbox_count(&mut conn, "subscription.changed").await,
+        subscriptions
+    );
+
+    // A second run changes nothing and records no spurious history.
     let changes_before: i64 = schema::subscription_changes::table
         .count()
         .get_result(&mut conn)
