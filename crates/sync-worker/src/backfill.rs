@@ -806,22 +806,9 @@ async fn write_rows(
             let catalog = catalog.ok_or_else(|| {
                 BackfillError::Data("subscriptions written without the catalog".into())
             })?;
+            // Announces new or changed subscriptions (a re-run with nothing changed, nothing).
             let source = subscriptions::Source::backfill(fetched_at);
-            let changes =
-                subscriptions::apply(conn, scope, &items, catalog, source.clone()).await?;
-            // New or changed subscriptions (a re-run with nothing changed announces nothing).
-            let out: Vec<_> = changes
-                .iter()
-                .filter_map(|change| {
-                    let sub = items
-                        .iter()
-                        .find(|s| s.id.as_str() == change.stripe_subscription_id)?;
-                    let (row, _) =
-                        rows::subscription_rows(scope, sub, Ok(change.mrr_after_cents), fetched_at);
-                    Some(facts::subscription(&row, change, &source))
-                })
-                .collect();
-            facts::enqueue(conn, &out).await?;
+            subscriptions::apply(conn, scope, &items, catalog, source).await?;
         }
         Rows::Invoices(rows) => {
             store::invoices(conn, &rows).await?;

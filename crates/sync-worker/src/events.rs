@@ -628,7 +628,7 @@ async fn upsert(
             let catalog = store::catalog(conn, &scope.tenant_id, &scope.account_id)
                 .await
                 .map_err(|e| ApplyError::Transient(e.to_string()))?;
-            let changes = subscriptions::apply(
+            subscriptions::apply(
                 conn,
                 scope,
                 std::slice::from_ref(&s),
@@ -636,10 +636,6 @@ async fn upsert(
                 source.clone(),
             )
             .await?;
-            if let Some(change) = <[_]>::first(&changes) {
-                let (row, _) = rows::subscription_rows(scope, &s, Ok(change.mrr_after_cents), at);
-                out.push(facts::subscription(&row, change, source));
-            }
         }
         Kind::Invoice => {
             let i: Invoice = parse(kind, object)?;

@@ -17,7 +17,6 @@ use uuid::Uuid;
 
 use crate::connections::Connection;
 use crate::events::{apply_event, ApplyError};
-use crate::facts;
 use crate::rows;
 use crate::schema::sync_runs;
 use crate::store;
@@ -219,20 +218,7 @@ async fn reconcile(
     let changed = conn
         .transaction::<_, ReconcileError, _>(async |conn| {
             store::invoices(conn, &invoice_rows).await?;
-            let changes =
-                subscriptions::apply(conn, scope, &subs, &catalog, source.clone()).await?;
-            let mut out = Vec::new();
-            for change in &changes {
-                if let Some(sub) = subs
-                    .iter()
-                    .find(|s| s.id.as_str() == change.stripe_subscription_id)
-                {
-                    let (row, _) =
-                        rows::subscription_rows(scope, sub, Ok(change.mrr_after_cents), at);
-                    out.push(facts::subscription(&row, change, &source));
-                }
-            }
-            facts::enqueue(conn, &out).await?;
+            let changes = subscriptions::apply(conn, scope, &subs, &catalog, source).await?;
             Ok(changes.len() as u64)
         })
         .await?;

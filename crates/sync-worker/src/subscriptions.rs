@@ -94,7 +94,8 @@ pub fn change(
     })
 }
 
-/// Writes the subscriptions that are newer than what we hold; returns the changes made.
+/// Writes the subscriptions that are newer than what we hold, records their changes and
+/// queues a `subscription.changed` fact for each; returns the changes made.
 /// Must run inside the caller's transaction (the held rows are locked until commit).
 pub async fn apply(
     conn: &mut AsyncPgConnection,
@@ -111,6 +112,7 @@ pub async fn apply(
     let held = store::held_subscriptions(conn, &scope.tenant_id, &scope.account_id, &ids).await?;
     let mut writes = Vec::new();
     let mut changes = Vec::new();
+    let mut facts = Vec::new();
     for sub in subs {
         let id = sub.id.as_str();
         let before = held.iter().find(|h| h.stripe_subscription_id == id);
@@ -138,10 +140,12 @@ pub async fn apply(
             _ => false,
         };
         if let Some(c) = change(before, &row, &source, churned_before) {
+            facts.push(crate::facts::subscription(&row, &c, &source));
             changes.push(c);
         }
         writes.push(SubscriptionWrite { row, items });
     }
     store::write_subscriptions(conn, &writes, &changes).await?;
+    crate::facts::enqueue(conn, &facts).await?;
     Ok(changes)
 }
