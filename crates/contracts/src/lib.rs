@@ -34,6 +34,8 @@ pub mod queues {
     /// Risk engine: billing facts and matching links.
     pub const RISK_BILLING: &str = "risk-engine.billing";
     pub const RISK_MATCHING: &str = "risk-engine.matching";
+    /// Matcher: manual decisions from query-api and billingctl.
+    pub const MATCHER_DECISIONS: &str = "matcher.decisions";
     /// Query API: Stripe events that change a connection (`account.application.deauthorized`).
     pub const QUERY_API_CONNECTIONS: &str = "query-api.connections";
 }
@@ -126,6 +128,22 @@ impl Contract for v1::CscxAccountDeleted {
     const EXCHANGE: &'static str = exchanges::CSCX_ACCOUNTS;
     fn routing_key(&self) -> String {
         "account.deleted".into()
+    }
+}
+
+impl Contract for v1::CustomerLinkChanged {
+    const TYPE: &'static str = "billing.v1.CustomerLinkChanged";
+    const EXCHANGE: &'static str = exchanges::MATCHING;
+    fn routing_key(&self) -> String {
+        "link.changed".into()
+    }
+}
+
+impl Contract for v1::ManualDecisionRequested {
+    const TYPE: &'static str = "billing.v1.ManualDecisionRequested";
+    const EXCHANGE: &'static str = exchanges::MATCHING;
+    fn routing_key(&self) -> String {
+        "decision.requested".into()
     }
 }
 

@@ -1,5 +1,5 @@
 use clap::Parser as _;
-use platform::service::{bootstrap, execute, no_consumers, Cli};
+use platform::service::{bootstrap, execute, Cli};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -10,7 +10,7 @@ async fn main() -> anyhow::Result<()> {
         &matcher::spec(),
         &settings.common,
         settings.matcher.listen,
-        no_consumers(),
+        matcher::consumers(&settings),
     )
     .await
 }
