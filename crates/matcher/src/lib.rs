@@ -6,6 +6,7 @@
 //! [`decide`], and publishes every link change on `matching` through the outbox ([`facts`]).
 
 pub mod decide;
+pub mod evaluation;
 pub mod facts;
 pub mod import;
 pub mod intake;
