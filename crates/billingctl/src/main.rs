@@ -1,5 +1,7 @@
-//! `billingctl`: operator commands. Grows with the product (`token`, `sync`, `import-accounts`).
+//! `billingctl`: operator commands (`migrate`, `token`, `rotate-key`, `import-accounts`, `sync`,
+//! `match`, `dlq`).
 
+mod matching;
 mod sync;
 
 use clap::{Parser, Subcommand};
@@ -46,6 +48,9 @@ enum Command {
     /// Backfill a Stripe connection: `--connection <id>` queues the job (`--follow` then shows
     /// its progress), `--progress` shows the latest backfill, `--status` lists recent runs.
     Sync(sync::SyncArgs),
+    /// Matching review: list customers waiting for a person, show one, decide
+    /// (`set`, `confirm`, `reject`, `clear`).
+    Match(matching::MatchArgs),
     /// Dead-letter queues.
     Dlq {
         #[command(subcommand)]
@@ -115,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
             dry_run,
         } => import_accounts(&common, &file, &tenant, dry_run).await?,
         Command::Sync(args) => sync::run(&common, args).await?,
+        Command::Match(args) => matching::run(&common, args).await?,
         Command::RotateKey => {
             let sealer = query_api::crypto::Sealer::from_env()
                 .map_err(|e| anyhow::anyhow!("invalid configuration `BILLING_MASTER_KEYS`: {e}"))?;
@@ -167,7 +173,13 @@ async fn import_accounts(
     let format = matcher::import::Format::from_path(file)
         .ok_or_else(|| anyhow::anyhow!("{file}: expected a .csv, .jsonl, .ndjson or .json file"))?;
     let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
-    let (accepted, rejected) = matcher::import::parse(&text, format, tenant);
+    let (mut accepted, rejected) = matcher::import::parse(&text, format, tenant);
+    // The import's time orders it against the platform's own updates (newest wins); the
+    // message id stays content-derived, so importing the same file twice is still one change.
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    for a in &mut accepted {
+        a.account.updated_at_ms = now_ms;
+    }
     for r in &rejected {
         println!("{file}:{}: rejected: {}", r.line, r.reason);
     }

@@ -134,11 +134,18 @@ fn main() {
         .expect("child runs");
     let _ = std::fs::remove_file(&path);
     let out = String::from_utf8_lossy(&child.stdout);
-    assert!(child.status.success(), "{out}{}", String::from_utf8_lossy(&child.stderr));
+    assert!(
+        child.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
     for line in out.lines().filter(|l| !l.starts_with("RESULT ")) {
         println!("{line}");
     }
-    println!("RESULT match_tricky_precision {:.4}", tricky_report.precision());
+    println!(
+        "RESULT match_tricky_precision {:.4}",
+        tricky_report.precision()
+    );
     println!("RESULT match_tricky_recall {:.4}", tricky_report.recall());
     for line in out.lines().filter(|l| l.starts_with("RESULT ")) {
         println!("{line}");
@@ -166,7 +173,12 @@ fn decide_child(path: &str, config: &MatchConfig) {
     let mut shown = 0;
     for (customer, expected, got, _) in &report.mistakes {
         if got.is_some() || shown < 5 {
-            let evidence = &set.customers.iter().find(|c| &c.id == customer).unwrap().evidence;
+            let evidence = &set
+                .customers
+                .iter()
+                .find(|c| &c.id == customer)
+                .unwrap()
+                .evidence;
             println!(
                 "  {} {customer}: expected {expected:?}, got {got:?} (email {:?}, name {:?})",
                 if got.is_some() { "WRONG" } else { "miss" },
@@ -176,7 +188,10 @@ fn decide_child(path: &str, config: &MatchConfig) {
             shown += 1;
         }
     }
-    println!("index + decide wall {wall:.3} s, peak RSS {:.0} MB", peak_rss_mb());
+    println!(
+        "index + decide wall {wall:.3} s, peak RSS {:.0} MB",
+        peak_rss_mb()
+    );
     println!("RESULT match_free_mail_links {}", report.free_mail_links);
     println!("RESULT match_rss_mb {:.0}", peak_rss_mb());
     println!("RESULT match_precision {:.4}", report.precision());

@@ -25,8 +25,8 @@ pub struct AppState {
     pub sealer: Sealer,
     pub http: reqwest::Client,
     pub pool: std::sync::OnceLock<PgPool>,
-    /// Publishes sync jobs (connects lazily; failures only delay a backfill).
-    pub jobs: Publisher,
+    /// Publishes sync jobs and matching decisions (connects lazily).
+    pub bus: Publisher,
 }
 
 impl AppState {
@@ -64,7 +64,7 @@ impl Application {
             sealer,
             http,
             pool: std::sync::OnceLock::new(),
-            jobs: Publisher::new(broker.clone()),
+            bus: Publisher::new(broker.clone()),
         });
         let keys = web::Data::new(Arc::new(keys));
         let _ = health::prometheus();
@@ -81,6 +81,7 @@ impl Application {
                     .configure(health::configure)
                     .configure(connections::configure)
                     .configure(crate::oauth::configure)
+                    .configure(crate::matching::configure)
             })
             .disable_signals()
             .shutdown_timeout(10)

@@ -177,7 +177,7 @@ pub async fn store(
         })
         .await?;
     tracing::info!(tenant = %caller.tenant, connection = %view.id, account = %view.account_id, kind = %view.kind, "Stripe connected");
-    crate::sync_jobs::request_backfill(&state.jobs, caller.tenant.as_str(), view.id).await;
+    crate::sync_jobs::request_backfill(&state.bus, caller.tenant.as_str(), view.id).await;
     Ok(view)
 }
 

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod connections;
 pub mod deauthorization;
 pub mod error;
+pub mod matching;
 pub mod oauth;
 pub mod schema;
 pub mod settings;
@@ -51,9 +52,12 @@ pub fn spec() -> ServiceSpec {
         name: "query-api",
         schema: "integration",
         migrations: || MIGRATIONS,
-        topology: Topology::new().exchange(exchanges::SYNC_JOBS).queue(
-            QueueSpec::new(queues::QUERY_API_CONNECTIONS)
-                .bind(exchanges::STRIPE_EVENTS, deauthorization::EVENT_TYPE),
-        ),
+        topology: Topology::new()
+            .exchange(exchanges::SYNC_JOBS)
+            .exchange(exchanges::MATCHING)
+            .queue(
+                QueueSpec::new(queues::QUERY_API_CONNECTIONS)
+                    .bind(exchanges::STRIPE_EVENTS, deauthorization::EVENT_TYPE),
+            ),
     }
 }
