@@ -34,6 +34,8 @@ pub mod queues {
     /// Risk engine: billing facts and matching links.
     pub const RISK_BILLING: &str = "risk-engine.billing";
     pub const RISK_MATCHING: &str = "risk-engine.matching";
+    /// Risk engine: alert-rule commands from query-api.
+    pub const RISK_RULES: &str = "risk-engine.rules";
     /// Matcher: manual decisions from query-api and billingctl.
     pub const MATCHER_DECISIONS: &str = "matcher.decisions";
     /// Query API: Stripe events that change a connection (`account.application.deauthorized`).
@@ -144,6 +146,66 @@ impl Contract for v1::ManualDecisionRequested {
     const EXCHANGE: &'static str = exchanges::MATCHING;
     fn routing_key(&self) -> String {
         "decision.requested".into()
+    }
+}
+
+/// A routing-key segment from a free-form id: anything outside `[A-Za-z0-9_-]` becomes `_`
+/// (dots and `#`/`*` would change what topic bindings match).
+pub fn routing_segment(id: &str) -> String {
+    let s: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() {
+        "_".into()
+    } else {
+        s
+    }
+}
+
+impl Contract for v1::SignalRaised {
+    const TYPE: &'static str = "billing.v1.SignalRaised";
+    const EXCHANGE: &'static str = exchanges::RISK;
+    fn routing_key(&self) -> String {
+        format!("signal.raised.{}", routing_segment(&self.kind))
+    }
+}
+
+impl Contract for v1::SignalResolved {
+    const TYPE: &'static str = "billing.v1.SignalResolved";
+    const EXCHANGE: &'static str = exchanges::RISK;
+    fn routing_key(&self) -> String {
+        format!("signal.resolved.{}", routing_segment(&self.kind))
+    }
+}
+
+impl Contract for v1::HealthChanged {
+    const TYPE: &'static str = "billing.v1.HealthChanged";
+    const EXCHANGE: &'static str = exchanges::RISK;
+    fn routing_key(&self) -> String {
+        "health.changed".into()
+    }
+}
+
+impl Contract for v1::AlertCreated {
+    const TYPE: &'static str = "billing.v1.AlertCreated";
+    const EXCHANGE: &'static str = exchanges::RISK;
+    fn routing_key(&self) -> String {
+        format!("alert.created.{}", routing_segment(&self.csm_user_id))
+    }
+}
+
+impl Contract for v1::AlertRuleRequested {
+    const TYPE: &'static str = "billing.v1.AlertRuleRequested";
+    const EXCHANGE: &'static str = exchanges::RISK;
+    fn routing_key(&self) -> String {
+        "rule.requested".into()
     }
 }
 
@@ -281,4 +343,214 @@ mod tests {
         };
         assert_eq!(bad.routing_key(), "unspecified");
     }
+
+    fn golden_matching_and_risk_messages() -> Vec<(&'static str, Vec<u8>, String)> {
+        let link = v1::CustomerLinkChanged {
+            tenant_id: "t1".into(),
+            stripe_account_id: "acct_1".into(),
+            stripe_customer_id: "cus_1".into(),
+            account_id_before: String::new(),
+            account_id_after: "acc_1".into(),
+            status: "linked".into(),
+            method: "email_domain".into(),
+            confidence: 0.95,
+            evidence: vec!["ap@acme.com → acme.com".into()],
+            csm_user_id: "csm-1".into(),
+            version: 2,
+            decided_at_ms: 1_700_000_000_000,
+            decided_by: "matcher".into(),
+        };
+        let decision = v1::ManualDecisionRequested {
+            request_id: "req-1".into(),
+            stripe_customer_id: "cus_1".into(),
+            action: v1::manual_decision_requested::Action::Set as i32,
+            account_id: "acc_2".into(),
+            actor: "alice".into(),
+            note: "reseller".into(),
+            requested_at_ms: 1_700_000_000_001,
+        };
+        let raised = v1::SignalRaised {
+            tenant_id: "t1".into(),
+            signal_id: "sig-1".into(),
+            kind: "payment_failed".into(),
+            severity: "high".into(),
+            cause_key: "invoice:in_1".into(),
+            account_id: "acc_1".into(),
+            csm_user_id: "csm-1".into(),
+            stripe_customer_id: "cus_1".into(),
+            stripe_account_id: "acct_1".into(),
+            objects: vec!["in_1".into()],
+            summary: "Payment of $49.00 failed (attempt 2)".into(),
+            evidence_json: r#"{"attempt_count":2}"#.into(),
+            occurred_at: 1_700_000_000,
+            raised_at_ms: 1_700_000_000_500,
+            escalated: false,
+        };
+        let resolved = v1::SignalResolved {
+            tenant_id: "t1".into(),
+            signal_id: "sig-1".into(),
+            kind: "payment_failed".into(),
+            cause_key: "invoice:in_1".into(),
+            account_id: "acc_1".into(),
+            stripe_customer_id: "cus_1".into(),
+            reason: "paid".into(),
+            raised_at_ms: 1_700_000_000_500,
+            resolved_at_ms: 1_700_000_100_000,
+        };
+        let health = v1::HealthChanged {
+            tenant_id: "t1".into(),
+            account_id: "acc_1".into(),
+            csm_user_id: "csm-1".into(),
+            score: 72,
+            score_before: 100,
+            band: "watch".into(),
+            band_before: "healthy".into(),
+            components: vec![v1::HealthComponent {
+                signal_id: "sig-1".into(),
+                kind: "payment_failed".into(),
+                cause_key: "invoice:in_1".into(),
+                severity: "high".into(),
+                weight: 20.0,
+                decay: 1.0,
+                deduction: 28.0,
+                open: true,
+            }],
+            computed_at_ms: 1_700_000_000_600,
+            version: 3,
+        };
+        let alert = v1::AlertCreated {
+            tenant_id: "t1".into(),
+            alert_id: "alert-1".into(),
+            signal_id: "sig-1".into(),
+            csm_user_id: "csm.1@x".into(),
+            rule_id: "rule-1".into(),
+            kind: "payment_failed".into(),
+            severity: "high".into(),
+            account_id: "acc_1".into(),
+            stripe_customer_id: "cus_1".into(),
+            summary: "Payment failed".into(),
+            created_at_ms: 1_700_000_000_700,
+            digest: false,
+        };
+        let rule = v1::AlertRuleRequested {
+            request_id: "req-2".into(),
+            rule_id: "rule-1".into(),
+            csm_user_id: "csm-1".into(),
+            kinds: vec!["payment_failed".into()],
+            min_severity: "medium".into(),
+            scope: "mine".into(),
+            delivery: "immediate".into(),
+            delete: false,
+            actor: "csm-1".into(),
+            requested_at_ms: 1_700_000_000_800,
+        };
+        vec![
+            (
+                v1::CustomerLinkChanged::TYPE,
+                link.encode_to_vec(),
+                link.routing_key(),
+            ),
+            (
+                v1::ManualDecisionRequested::TYPE,
+                decision.encode_to_vec(),
+                decision.routing_key(),
+            ),
+            (
+                v1::SignalRaised::TYPE,
+                raised.encode_to_vec(),
+                raised.routing_key(),
+            ),
+            (
+                v1::SignalResolved::TYPE,
+                resolved.encode_to_vec(),
+                resolved.routing_key(),
+            ),
+            (
+                v1::HealthChanged::TYPE,
+                health.encode_to_vec(),
+                health.routing_key(),
+            ),
+            (
+                v1::AlertCreated::TYPE,
+                alert.encode_to_vec(),
+                alert.routing_key(),
+            ),
+            (
+                v1::AlertRuleRequested::TYPE,
+                rule.encode_to_vec(),
+                rule.routing_key(),
+            ),
+        ]
+    }
+
+    /// Golden matching and risk messages: each decodes from its frozen bytes back to the same
+    /// message (field numbers are append-only within `billing.v1`), with its routing key.
+    #[test]
+    fn golden_matching_and_risk_messages_decode() {
+        let golden = golden_matching_and_risk_messages();
+        if std::env::var_os("PRINT_GOLDEN").is_some() {
+            for (ty, bytes, _) in &golden {
+                println!("(\"{ty}\", \"{}\"),", hex::encode(bytes));
+            }
+        }
+        assert_eq!(golden.len(), GOLDEN_MATCHING_AND_RISK.len());
+        for ((ty, bytes, key), (golden_ty, golden_hex)) in
+            golden.iter().zip(GOLDEN_MATCHING_AND_RISK)
+        {
+            assert_eq!(ty, golden_ty);
+            assert_eq!(&hex::encode(bytes), golden_hex, "{ty} encoding changed");
+            let frozen = hex::decode(golden_hex).unwrap();
+            let round_trip = match *ty {
+                v1::CustomerLinkChanged::TYPE => v1::CustomerLinkChanged::decode(&*frozen)
+                    .unwrap()
+                    .encode_to_vec(),
+                v1::ManualDecisionRequested::TYPE => v1::ManualDecisionRequested::decode(&*frozen)
+                    .unwrap()
+                    .encode_to_vec(),
+                v1::SignalRaised::TYPE => {
+                    v1::SignalRaised::decode(&*frozen).unwrap().encode_to_vec()
+                }
+                v1::SignalResolved::TYPE => v1::SignalResolved::decode(&*frozen)
+                    .unwrap()
+                    .encode_to_vec(),
+                v1::HealthChanged::TYPE => {
+                    v1::HealthChanged::decode(&*frozen).unwrap().encode_to_vec()
+                }
+                v1::AlertCreated::TYPE => {
+                    v1::AlertCreated::decode(&*frozen).unwrap().encode_to_vec()
+                }
+                v1::AlertRuleRequested::TYPE => v1::AlertRuleRequested::decode(&*frozen)
+                    .unwrap()
+                    .encode_to_vec(),
+                other => panic!("no decoder for {other}"),
+            };
+            assert_eq!(&round_trip, bytes, "{ty}");
+            assert!(!key.is_empty());
+        }
+        let keys: Vec<&str> = golden.iter().map(|(_, _, k)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "link.changed",
+                "decision.requested",
+                "signal.raised.payment_failed",
+                "signal.resolved.payment_failed",
+                "health.changed",
+                "alert.created.csm_1_x",
+                "rule.requested"
+            ]
+        );
+        assert_eq!(routing_segment("a.b#*c"), "a_b__c");
+        assert_eq!(routing_segment(""), "_");
+    }
+
+    const GOLDEN_MATCHING_AND_RISK: &[(&str, &str)] = &[
+("billing.v1.CustomerLinkChanged", "0a0274311206616363745f311a056375735f312a056163635f3132066c696e6b65643a0c656d61696c5f646f6d61696e41666666666666ee3f4a1861704061636d652e636f6d20e286922061636d652e636f6d520563736d2d3158026080d095ffbc316a076d617463686572"),
+("billing.v1.ManualDecisionRequested", "0a057265712d3112056375735f31180322056163635f322a05616c6963653208726573656c6c65723881d095ffbc31"),
+("billing.v1.SignalRaised", "0a02743112057369672d311a0e7061796d656e745f6661696c65642204686967682a0c696e766f6963653a696e5f3132056163635f313a0563736d2d3142056375735f314a06616363745f315204696e5f315a245061796d656e74206f66202434392e3030206661696c65642028617474656d707420322962137b22617474656d70745f636f756e74223a327d6880e2cfaa0670f4d395ffbc31"),
+("billing.v1.SignalResolved", "0a02743112057369672d311a0e7061796d656e745f6661696c6564220c696e766f6963653a696e5f312a056163635f3132056375735f313a047061696440f4d395ffbc3148a0dd9bffbc31"),
+("billing.v1.HealthChanged", "0a02743112056163635f311a0563736d2d3120482864320577617463683a076865616c74687942480a057369672d31120e7061796d656e745f6661696c65641a0c696e766f6963653a696e5f3122046869676829000000000000344031000000000000f03f390000000000003c40400148d8d495ffbc315003"),
+("billing.v1.AlertCreated", "0a0274311207616c6572742d311a057369672d31220763736d2e3140782a0672756c652d31320e7061796d656e745f6661696c65643a046869676842056163635f314a056375735f31520e5061796d656e74206661696c656458bcd595ffbc31"),
+("billing.v1.AlertRuleRequested", "0a057265712d32120672756c652d311a0563736d2d31220e7061796d656e745f6661696c65642a066d656469756d32046d696e653a09696d6d6564696174654a0563736d2d3150a0d695ffbc31"),
+    ];
 }
