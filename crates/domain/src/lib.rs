@@ -9,6 +9,8 @@
 //! - [`matching`]: linking Stripe customers to CSCX accounts (metadata id,
 //!   business email domain, company name).
 //! - [`webhook_signature`]: Stripe's `Stripe-Signature` scheme, verified and produced.
+//! - [`risk`]: risk signals from invoices, subscriptions, cards and disputes,
+//!   the billing health score, revenue at risk and CSM alert rules.
 
 pub mod decimal;
 pub mod ids;
@@ -17,6 +19,7 @@ pub mod money;
 pub mod movement;
 pub mod mrr;
 mod ratio;
+pub mod risk;
 pub mod webhook_signature;
 
 pub use decimal::{Decimal, DecimalError};

@@ -111,9 +111,23 @@ mod tests {
 
     #[test]
     fn kinds_filter_and_empty_means_all() {
-        let payments = rule(vec![SignalKind::PaymentFailed], Severity::Low, AlertScope::Tenant);
-        assert!(rule_matches(&payments, SignalKind::PaymentFailed, Severity::Low, None));
-        assert!(!rule_matches(&payments, SignalKind::DisputeOpened, Severity::Critical, None));
+        let payments = rule(
+            vec![SignalKind::PaymentFailed],
+            Severity::Low,
+            AlertScope::Tenant,
+        );
+        assert!(rule_matches(
+            &payments,
+            SignalKind::PaymentFailed,
+            Severity::Low,
+            None
+        ));
+        assert!(!rule_matches(
+            &payments,
+            SignalKind::DisputeOpened,
+            Severity::Critical,
+            None
+        ));
         let all = rule(Vec::new(), Severity::Low, AlertScope::Tenant);
         for kind in SignalKind::ALL {
             assert!(rule_matches(&all, kind, Severity::Low, None), "{kind}");
@@ -139,8 +153,18 @@ mod tests {
         assert!(!matches(Some("U_ANA")), "ids compare exactly");
         assert!(!matches(None), "unassigned accounts are nobody's");
         let tenant = rule(Vec::new(), Severity::Low, AlertScope::Tenant);
-        assert!(rule_matches(&tenant, SignalKind::PaymentFailed, Severity::Low, None));
-        assert!(rule_matches(&tenant, SignalKind::PaymentFailed, Severity::Low, Some("u_bob")));
+        assert!(rule_matches(
+            &tenant,
+            SignalKind::PaymentFailed,
+            Severity::Low,
+            None
+        ));
+        assert!(rule_matches(
+            &tenant,
+            SignalKind::PaymentFailed,
+            Severity::Low,
+            Some("u_bob")
+        ));
     }
 
     #[test]
@@ -150,17 +174,41 @@ mod tests {
             Severity::Critical,
             AlertScope::Mine,
         );
-        assert!(rule_matches(&strict, SignalKind::DunningInProgress, Severity::Critical, Some("u_ana")));
-        assert!(!rule_matches(&strict, SignalKind::DunningInProgress, Severity::High, Some("u_ana")));
-        assert!(!rule_matches(&strict, SignalKind::CardExpired, Severity::Critical, Some("u_ana")));
-        assert!(!rule_matches(&strict, SignalKind::PaymentFailed, Severity::Critical, Some("u_bob")));
+        assert!(rule_matches(
+            &strict,
+            SignalKind::DunningInProgress,
+            Severity::Critical,
+            Some("u_ana")
+        ));
+        assert!(!rule_matches(
+            &strict,
+            SignalKind::DunningInProgress,
+            Severity::High,
+            Some("u_ana")
+        ));
+        assert!(!rule_matches(
+            &strict,
+            SignalKind::CardExpired,
+            Severity::Critical,
+            Some("u_ana")
+        ));
+        assert!(!rule_matches(
+            &strict,
+            SignalKind::PaymentFailed,
+            Severity::Critical,
+            Some("u_bob")
+        ));
     }
 
     #[test]
     fn rules_serialise_with_stable_names() {
         let json = serde_json::to_value(AlertRule {
             digest: DigestMode::Hourly,
-            ..rule(vec![SignalKind::CardExpiring], Severity::Medium, AlertScope::Tenant)
+            ..rule(
+                vec![SignalKind::CardExpiring],
+                Severity::Medium,
+                AlertScope::Tenant,
+            )
         })
         .unwrap();
         assert_eq!(

@@ -188,7 +188,11 @@ pub fn card_signals(
                 severity,
                 format!("{} expires on {valid_through} ({when})", card.described()),
             ),
-            SignalChange::resolve(SignalKind::CardExpired, &key, ResolveReason::CardNotExpiring),
+            SignalChange::resolve(
+                SignalKind::CardExpired,
+                &key,
+                ResolveReason::CardNotExpiring,
+            ),
         ]
     } else {
         resolve_both(ResolveReason::CardNotExpiring)

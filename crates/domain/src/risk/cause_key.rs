@@ -108,7 +108,10 @@ mod tests {
         let sub = StripeSubscriptionId::parse("sub_1").unwrap();
         let at = Utc.with_ymd_and_hms(2026, 1, 5, 10, 0, 7).unwrap();
         let later = at + chrono::TimeDelta::milliseconds(400);
-        assert_eq!(CauseKey::downgrade(&sub, at), CauseKey::downgrade(&sub, later));
+        assert_eq!(
+            CauseKey::downgrade(&sub, at),
+            CauseKey::downgrade(&sub, later)
+        );
         assert_ne!(
             CauseKey::downgrade(&sub, at),
             CauseKey::downgrade(&sub, at + chrono::TimeDelta::seconds(1))

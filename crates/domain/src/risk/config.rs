@@ -123,7 +123,10 @@ impl RiskConfig {
             return fail("risk.delinquent_critical_days", "must be at least 1");
         }
         let drops = [
-            ("risk.downgrade_medium_percent", self.downgrade_medium_percent),
+            (
+                "risk.downgrade_medium_percent",
+                self.downgrade_medium_percent,
+            ),
             ("risk.downgrade_high_percent", self.downgrade_high_percent),
             (
                 "risk.downgrade_critical_percent",
@@ -427,7 +430,10 @@ mod tests {
             ),
             (10.0, 30.0, 50.0)
         );
-        assert_eq!((risk.card_expiring_days, risk.card_expiring_high_days), (30, 7));
+        assert_eq!(
+            (risk.card_expiring_days, risk.card_expiring_high_days),
+            (30, 7)
+        );
         assert_eq!(risk.one_off_open_days, 30);
         let json = serde_json::to_value(&risk.high_value_amounts).unwrap();
         assert_eq!(
@@ -455,7 +461,14 @@ mod tests {
             health.clear_on_resolve,
             [SignalKind::CardExpiring, SignalKind::CardExpired]
         );
-        assert_eq!(health.bands, HealthBands { healthy_min: 80, watch_min: 60, at_risk_min: 40 });
+        assert_eq!(
+            health.bands,
+            HealthBands {
+                healthy_min: 80,
+                watch_min: 60,
+                at_risk_min: 40
+            }
+        );
     }
 
     #[test]
@@ -466,7 +479,11 @@ mod tests {
         .unwrap();
         assert_eq!(risk.card_expiring_days, 45);
         assert_eq!(risk.card_expiring_high_days, 7);
-        assert_eq!(risk.high_value_amounts.len(), 1, "a map replaces the default map");
+        assert_eq!(
+            risk.high_value_amounts.len(),
+            1,
+            "a map replaces the default map"
+        );
         assert_eq!(risk.high_value_amounts[&Currency::USD], 500_000);
         assert!(serde_json::from_str::<RiskConfig>(r#"{"card_expiry_days":45}"#).is_err());
         assert!(
@@ -483,9 +500,7 @@ mod tests {
         assert_eq!(health.bands.watch_min, 60);
         assert!(health.clear_on_resolve.is_empty());
         assert!(serde_json::from_str::<HealthWeights>(r#"{"weights":{"churn":1}}"#).is_err());
-        assert!(
-            serde_json::from_str::<HealthWeights>(r#"{"clear_on_resolve":["card"]}"#).is_err()
-        );
+        assert!(serde_json::from_str::<HealthWeights>(r#"{"clear_on_resolve":["card"]}"#).is_err());
         assert!(serde_json::from_str::<HealthWeights>(r#"{"half_life":3}"#).is_err());
     }
 
@@ -493,7 +508,10 @@ mod tests {
     fn risk_validate_names_the_bad_key() {
         type Case = (fn(&mut RiskConfig), &'static str);
         let cases: [Case; 11] = [
-            (|c| c.payment_failed_high_attempts = 0, "risk.payment_failed_high_attempts"),
+            (
+                |c| c.payment_failed_high_attempts = 0,
+                "risk.payment_failed_high_attempts",
+            ),
             (
                 |c| c.payment_failed_critical_attempts = 1,
                 "risk.payment_failed_critical_attempts",
@@ -504,13 +522,34 @@ mod tests {
                 },
                 "risk.high_value_amounts.jpy",
             ),
-            (|c| c.delinquent_critical_days = 0, "risk.delinquent_critical_days"),
-            (|c| c.downgrade_medium_percent = 0.0, "risk.downgrade_medium_percent"),
-            (|c| c.downgrade_high_percent = f64::NAN, "risk.downgrade_high_percent"),
-            (|c| c.downgrade_critical_percent = 100.5, "risk.downgrade_critical_percent"),
-            (|c| c.downgrade_high_percent = 5.0, "risk.downgrade_high_percent"),
-            (|c| c.downgrade_critical_percent = 20.0, "risk.downgrade_critical_percent"),
-            (|c| c.card_expiring_high_days = 31, "risk.card_expiring_high_days"),
+            (
+                |c| c.delinquent_critical_days = 0,
+                "risk.delinquent_critical_days",
+            ),
+            (
+                |c| c.downgrade_medium_percent = 0.0,
+                "risk.downgrade_medium_percent",
+            ),
+            (
+                |c| c.downgrade_high_percent = f64::NAN,
+                "risk.downgrade_high_percent",
+            ),
+            (
+                |c| c.downgrade_critical_percent = 100.5,
+                "risk.downgrade_critical_percent",
+            ),
+            (
+                |c| c.downgrade_high_percent = 5.0,
+                "risk.downgrade_high_percent",
+            ),
+            (
+                |c| c.downgrade_critical_percent = 20.0,
+                "risk.downgrade_critical_percent",
+            ),
+            (
+                |c| c.card_expiring_high_days = 31,
+                "risk.card_expiring_high_days",
+            ),
             (|c| c.one_off_open_days = 0, "risk.one_off_open_days"),
         ];
         for (mutate, key) in cases {
@@ -520,11 +559,13 @@ mod tests {
             assert_eq!(err.key, key);
             assert!(err.to_string().starts_with(&format!("{key}: ")), "{err}");
         }
-        let mut equal = RiskConfig::default();
-        equal.payment_failed_critical_attempts = 2;
-        equal.downgrade_high_percent = 10.0;
-        equal.downgrade_critical_percent = 10.0;
-        equal.card_expiring_high_days = 30;
+        let equal = RiskConfig {
+            payment_failed_critical_attempts: 2,
+            downgrade_high_percent: 10.0,
+            downgrade_critical_percent: 10.0,
+            card_expiring_high_days: 30,
+            ..RiskConfig::default()
+        };
         equal.validate().expect("equal thresholds are allowed");
     }
 
@@ -532,14 +573,29 @@ mod tests {
     fn health_validate_names_the_bad_key() {
         type Case = (fn(&mut HealthWeights), &'static str);
         let cases: [Case; 11] = [
-            (|c| c.weights.dispute_opened = -1.0, "health.weights.dispute_opened"),
-            (|c| c.weights.card_expired = f64::NAN, "health.weights.card_expired"),
-            (|c| c.weights.payment_failed = 100.5, "health.weights.payment_failed"),
+            (
+                |c| c.weights.dispute_opened = -1.0,
+                "health.weights.dispute_opened",
+            ),
+            (
+                |c| c.weights.card_expired = f64::NAN,
+                "health.weights.card_expired",
+            ),
+            (
+                |c| c.weights.payment_failed = 100.5,
+                "health.weights.payment_failed",
+            ),
             (|c| c.severity.high = 1.5, "health.severity.high"),
             (|c| c.severity.medium = 0.9, "health.severity.high"),
             (|c| c.severity.low = 0.6, "health.severity.medium"),
-            (|c| c.resolved_half_life_days = 0.0, "health.resolved_half_life_days"),
-            (|c| c.resolved_cutoff_days = 7.0, "health.resolved_cutoff_days"),
+            (
+                |c| c.resolved_half_life_days = 0.0,
+                "health.resolved_half_life_days",
+            ),
+            (
+                |c| c.resolved_cutoff_days = 7.0,
+                "health.resolved_cutoff_days",
+            ),
             (|c| c.bands.healthy_min = 101, "health.bands.healthy_min"),
             (|c| c.bands.watch_min = 85, "health.bands.watch_min"),
             (|c| c.bands.at_risk_min = 61, "health.bands.at_risk_min"),
@@ -575,8 +631,10 @@ mod tests {
         assert_eq!(config.downgrade_severity(4999), Severity::High);
         assert_eq!(config.downgrade_severity(5000), Severity::Critical);
         assert_eq!(config.downgrade_severity(10000), Severity::Critical);
-        let mut fractional = RiskConfig::default();
-        fractional.downgrade_medium_percent = 12.5;
+        let fractional = RiskConfig {
+            downgrade_medium_percent: 12.5,
+            ..RiskConfig::default()
+        };
         assert_eq!(fractional.downgrade_severity(1249), Severity::Low);
         assert_eq!(fractional.downgrade_severity(1250), Severity::Medium);
     }

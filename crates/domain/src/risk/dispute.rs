@@ -261,7 +261,10 @@ mod tests {
     fn dispute_ids_are_parsed_like_stripe_ids() {
         assert_eq!(DisputeId::parse("dp_1Abc").unwrap().as_str(), "dp_1Abc");
         assert_eq!("du_9".parse::<DisputeId>().unwrap().to_string(), "du_9");
-        assert_eq!(DisputeId::parse(""), Err(IdError::Empty { kind: "DisputeId" }));
+        assert_eq!(
+            DisputeId::parse(""),
+            Err(IdError::Empty { kind: "DisputeId" })
+        );
         assert_eq!(
             DisputeId::parse("ch_1"),
             Err(IdError::WrongPrefix {
@@ -275,10 +278,17 @@ mod tests {
         );
         assert!(matches!(
             DisputeId::parse("dp_1 2"),
-            Err(IdError::BadCharacter { character: ' ', index: 4, .. })
+            Err(IdError::BadCharacter {
+                character: ' ',
+                index: 4,
+                ..
+            })
         ));
         let long = format!("dp_{}", "a".repeat(300));
-        assert!(matches!(DisputeId::parse(&long), Err(IdError::TooLong { len: 303, .. })));
+        assert!(matches!(
+            DisputeId::parse(&long),
+            Err(IdError::TooLong { len: 303, .. })
+        ));
         assert_eq!(
             serde_json::from_str::<DisputeId>("\"dp_1\"").unwrap(),
             DisputeId::parse("dp_1").unwrap()
@@ -311,10 +321,19 @@ mod tests {
     fn open_disputes_raise_by_urgency() {
         let severity = |status| raised(&dispute_signals(&dispute(status)));
         let expect = |severity| vec![(SignalKind::DisputeOpened, KEY.to_owned(), severity)];
-        assert_eq!(severity(DisputeStatus::NeedsResponse), expect(Severity::Critical));
+        assert_eq!(
+            severity(DisputeStatus::NeedsResponse),
+            expect(Severity::Critical)
+        );
         assert_eq!(severity(DisputeStatus::UnderReview), expect(Severity::High));
-        assert_eq!(severity(DisputeStatus::WarningNeedsResponse), expect(Severity::High));
-        assert_eq!(severity(DisputeStatus::WarningUnderReview), expect(Severity::Medium));
+        assert_eq!(
+            severity(DisputeStatus::WarningNeedsResponse),
+            expect(Severity::High)
+        );
+        assert_eq!(
+            severity(DisputeStatus::WarningUnderReview),
+            expect(Severity::Medium)
+        );
     }
 
     #[test]
@@ -376,11 +395,26 @@ mod tests {
     fn closed_disputes_resolve_with_their_outcome() {
         let reason = |status| resolved(&dispute_signals(&dispute(status)));
         let expect = |why| vec![(SignalKind::DisputeOpened, KEY.to_owned(), why)];
-        assert_eq!(reason(DisputeStatus::Won), expect(ResolveReason::DisputeWon));
-        assert_eq!(reason(DisputeStatus::Lost), expect(ResolveReason::DisputeLost));
-        assert_eq!(reason(DisputeStatus::WarningClosed), expect(ResolveReason::DisputeClosed));
-        assert_eq!(reason(DisputeStatus::Prevented), expect(ResolveReason::DisputePrevented));
-        assert_eq!(reason(DisputeStatus::ChargeRefunded), expect(ResolveReason::ChargeRefunded));
+        assert_eq!(
+            reason(DisputeStatus::Won),
+            expect(ResolveReason::DisputeWon)
+        );
+        assert_eq!(
+            reason(DisputeStatus::Lost),
+            expect(ResolveReason::DisputeLost)
+        );
+        assert_eq!(
+            reason(DisputeStatus::WarningClosed),
+            expect(ResolveReason::DisputeClosed)
+        );
+        assert_eq!(
+            reason(DisputeStatus::Prevented),
+            expect(ResolveReason::DisputePrevented)
+        );
+        assert_eq!(
+            reason(DisputeStatus::ChargeRefunded),
+            expect(ResolveReason::ChargeRefunded)
+        );
         for status in [DisputeStatus::Won, DisputeStatus::Lost] {
             assert_eq!(raised(&dispute_signals(&dispute(status))), []);
         }

@@ -111,14 +111,22 @@ pub fn health_score(
 ) -> HealthScore {
     let mut records: Vec<&SignalRecord> = signals.iter().collect();
     records.sort_by(|a, b| {
-        (&a.id, a.kind, &a.cause_key, a.raised_at, a.resolved_at, a.severity).cmp(&(
-            &b.id,
-            b.kind,
-            &b.cause_key,
-            b.raised_at,
-            b.resolved_at,
-            b.severity,
-        ))
+        (
+            &a.id,
+            a.kind,
+            &a.cause_key,
+            a.raised_at,
+            a.resolved_at,
+            a.severity,
+        )
+            .cmp(&(
+                &b.id,
+                b.kind,
+                &b.cause_key,
+                b.raised_at,
+                b.resolved_at,
+                b.severity,
+            ))
     });
     records.dedup_by(|a, b| a.id == b.id);
 
@@ -127,13 +135,20 @@ pub fn health_score(
         .filter_map(|record| component(record, now, weights))
         .collect();
     scored.sort_by(|(a_points, a), (b_points, b)| {
-        (Reverse(*a_points), a.kind, &a.cause_key, a.raised_at, &a.signal_id).cmp(&(
-            Reverse(*b_points),
-            b.kind,
-            &b.cause_key,
-            b.raised_at,
-            &b.signal_id,
-        ))
+        (
+            Reverse(*a_points),
+            a.kind,
+            &a.cause_key,
+            a.raised_at,
+            &a.signal_id,
+        )
+            .cmp(&(
+                Reverse(*b_points),
+                b.kind,
+                &b.cause_key,
+                b.raised_at,
+                &b.signal_id,
+            ))
     });
     let total: i64 = scored.iter().map(|(points, _)| *points).sum();
     let remaining = (10_000 - total).clamp(0, 10_000);

@@ -38,7 +38,9 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{StripeCustomerId, StripeInvoiceId, StripeSubscriptionId};
 use crate::money::{Currency, Money};
 
-use super::change::{DunningStage, Evidence, InvoiceEvidence, ResolveReason, SignalChange, SignalDraft};
+use super::change::{
+    DunningStage, Evidence, InvoiceEvidence, ResolveReason, SignalChange, SignalDraft,
+};
 use super::{CauseKey, RiskConfig, Severity, SignalKind};
 
 /// Stripe's invoice `status`.
@@ -212,7 +214,8 @@ fn open_invoice(
     let remaining = invoice.remaining();
     let high_value = config.is_high_value(remaining);
     let days_delinquent = invoice.days_delinquent(now);
-    let delinquent = days_delinquent.is_some_and(|d| d >= i64::from(config.delinquent_critical_days));
+    let delinquent =
+        days_delinquent.is_some_and(|d| d >= i64::from(config.delinquent_critical_days));
     let attempts = invoice.attempt_count;
 
     if attempts >= 1 && !invoice.awaits_first_authentication() {
@@ -240,7 +243,11 @@ fn open_invoice(
                 DunningStage::Retrying {
                     failed_attempts: attempts,
                 },
-                if delinquent { Severity::Critical } else { ladder },
+                if delinquent {
+                    Severity::Critical
+                } else {
+                    ladder
+                },
                 format!(
                     "Dunning {remaining}: {} failed, next retry {}",
                     plural(attempts, "attempt"),

@@ -220,7 +220,13 @@ mod tests {
 
     #[test]
     fn unknown_kind_is_an_error_naming_the_input() {
-        for bad in ["", "PaymentFailed", "payment-failed", "Payment_Failed", "dispute"] {
+        for bad in [
+            "",
+            "PaymentFailed",
+            "payment-failed",
+            "Payment_Failed",
+            "dispute",
+        ] {
             assert_eq!(
                 bad.parse::<SignalKind>(),
                 Err(UnknownSignalKind(bad.to_owned()))
@@ -261,7 +267,10 @@ mod tests {
                 SignalKind::SubscriptionCanceled
             ]
         );
-        let card: Vec<_> = SignalKind::ALL.into_iter().filter(|k| k.is_card()).collect();
+        let card: Vec<_> = SignalKind::ALL
+            .into_iter()
+            .filter(|k| k.is_card())
+            .collect();
         assert_eq!(card, [SignalKind::CardExpiring, SignalKind::CardExpired]);
     }
 

@@ -76,22 +76,54 @@ mod tests {
     fn one_off_signals_age_out_after_the_window() {
         let now = at(2026, 3, 1, 0);
         let signals = [
-            record(SignalKind::SubscriptionDowngrade, "subscription:sub_1:a", now - TimeDelta::days(30)),
-            record(SignalKind::SubscriptionDowngrade, "subscription:sub_1:b", now - TimeDelta::days(30) + TimeDelta::seconds(1)),
-            record(SignalKind::SubscriptionCanceled, "subscription:sub_2", now - TimeDelta::days(400)),
+            record(
+                SignalKind::SubscriptionDowngrade,
+                "subscription:sub_1:a",
+                now - TimeDelta::days(30),
+            ),
+            record(
+                SignalKind::SubscriptionDowngrade,
+                "subscription:sub_1:b",
+                now - TimeDelta::days(30) + TimeDelta::seconds(1),
+            ),
+            record(
+                SignalKind::SubscriptionCanceled,
+                "subscription:sub_2",
+                now - TimeDelta::days(400),
+            ),
             // State signals never age out, however old.
-            record(SignalKind::PaymentFailed, "invoice:in_1", now - TimeDelta::days(400)),
-            record(SignalKind::CancellationRequested, "subscription:sub_3", now - TimeDelta::days(400)),
+            record(
+                SignalKind::PaymentFailed,
+                "invoice:in_1",
+                now - TimeDelta::days(400),
+            ),
+            record(
+                SignalKind::CancellationRequested,
+                "subscription:sub_3",
+                now - TimeDelta::days(400),
+            ),
             SignalRecord {
                 resolved_at: Some(now - TimeDelta::days(1)),
-                ..record(SignalKind::SubscriptionCanceled, "subscription:sub_4", now - TimeDelta::days(90))
+                ..record(
+                    SignalKind::SubscriptionCanceled,
+                    "subscription:sub_4",
+                    now - TimeDelta::days(90),
+                )
             },
         ];
         assert_eq!(
             resolved(&age_out_signals(&signals, now, &RiskConfig::default())),
             [
-                (SignalKind::SubscriptionDowngrade, "subscription:sub_1:a".to_owned(), ResolveReason::AgedOut),
-                (SignalKind::SubscriptionCanceled, "subscription:sub_2".to_owned(), ResolveReason::AgedOut),
+                (
+                    SignalKind::SubscriptionDowngrade,
+                    "subscription:sub_1:a".to_owned(),
+                    ResolveReason::AgedOut
+                ),
+                (
+                    SignalKind::SubscriptionCanceled,
+                    "subscription:sub_2".to_owned(),
+                    ResolveReason::AgedOut
+                ),
             ]
         );
         let short = RiskConfig {
@@ -105,7 +137,11 @@ mod tests {
     fn age_out_is_order_independent_and_deduplicated() {
         let now = at(2026, 3, 1, 0);
         let old = now - TimeDelta::days(45);
-        let a = record(SignalKind::SubscriptionDowngrade, "subscription:sub_1:a", old);
+        let a = record(
+            SignalKind::SubscriptionDowngrade,
+            "subscription:sub_1:a",
+            old,
+        );
         let b = record(SignalKind::SubscriptionCanceled, "subscription:sub_1", old);
         let config = RiskConfig::default();
         let forward = age_out_signals(&[a.clone(), b.clone(), a.clone()], now, &config);
@@ -117,7 +153,11 @@ mod tests {
     #[test]
     fn a_signal_raised_in_the_future_does_not_age_out() {
         let now = at(2026, 3, 1, 0);
-        let skewed = record(SignalKind::SubscriptionDowngrade, "k", now + TimeDelta::days(2));
+        let skewed = record(
+            SignalKind::SubscriptionDowngrade,
+            "k",
+            now + TimeDelta::days(2),
+        );
         assert_eq!(age_out_signals(&[skewed], now, &RiskConfig::default()), []);
     }
 }

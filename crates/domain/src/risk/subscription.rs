@@ -22,9 +22,9 @@
 //! downgrade: under Stripe's default MRR policy a requested cancellation
 //! stops counting at once, and the cancellation signal already says so.
 //!
-//! A canceled subscription is Critical when it brought revenue (MRR before
-//! > 0, or it was `active`, `past_due` or `unpaid`: under the default MRR
-//! policy its MRR may already read 0), High when it was `paused`, Medium
+//! A canceled subscription is Critical when it brought revenue (a positive
+//! MRR before, or it was `active`, `past_due` or `unpaid`: under the default
+//! MRR policy its MRR may already read 0), High when it was `paused`, Medium
 //! when a trial ended, Low when the first payment never succeeded
 //! (`incomplete`). A cancellation first seen already done (no status
 //! before) is High, and raised only if it happened within
@@ -218,9 +218,13 @@ pub fn subscription_signals(change: &SubscriptionChange, config: &RiskConfig) ->
                 change.mrr_at_stake()
             ),
         )),
-        SubscriptionStatus::Active | SubscriptionStatus::Trialing => changes.push(
-            SignalChange::resolve(SignalKind::DunningInProgress, &key, ResolveReason::Recovered),
-        ),
+        SubscriptionStatus::Active | SubscriptionStatus::Trialing => {
+            changes.push(SignalChange::resolve(
+                SignalKind::DunningInProgress,
+                &key,
+                ResolveReason::Recovered,
+            ))
+        }
         SubscriptionStatus::Paused => changes.push(SignalChange::resolve(
             SignalKind::DunningInProgress,
             &key,

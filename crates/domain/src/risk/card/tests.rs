@@ -1,4 +1,4 @@
-use chrono::TimeZone;
+use chrono::{TimeZone, Utc};
 
 use super::super::test_support::*;
 use super::*;
@@ -78,7 +78,9 @@ fn invalid_expiries_are_errors() {
                 year
             }
         );
-        assert!(err.to_string().starts_with("payment method pm_1: expiry year"));
+        assert!(err
+            .to_string()
+            .starts_with("payment method pm_1: expiry year"));
     }
     // Invalid even when it would only be resolved: the key would be garbage.
     let not_default = CardState {
@@ -146,17 +148,26 @@ fn expiring_becomes_high_in_the_last_week() {
 #[test]
 fn expired_after_the_last_day_across_the_year_boundary() {
     let changes = signals(&card(), day(2027, 1, 1));
-    assert_eq!(raised(&changes), [(CardExpired, KEY.to_owned(), Severity::High)]);
+    assert_eq!(
+        raised(&changes),
+        [(CardExpired, KEY.to_owned(), Severity::High)]
+    );
     assert_eq!(
         resolved(&changes),
         [(CardExpiring, KEY.to_owned(), ResolveReason::CardExpired)]
     );
     let expired = draft(&changes, CardExpired);
-    assert_eq!(expired.summary, "Default visa card ending 4242 expired on 2026-12-31");
+    assert_eq!(
+        expired.summary,
+        "Default visa card ending 4242 expired on 2026-12-31"
+    );
     assert_eq!(card_evidence(expired).days_until_expiry, -1);
     // Long expired: still expired, evidence counts the days.
     let later = signals(&card(), day(2027, 3, 1));
-    assert_eq!(card_evidence(draft(&later, CardExpired)).days_until_expiry, -60);
+    assert_eq!(
+        card_evidence(draft(&later, CardExpired)).days_until_expiry,
+        -60
+    );
 }
 
 #[test]
@@ -168,9 +179,15 @@ fn leap_day_expiry() {
     };
     let key = "pm:pm_1:2028-02".to_owned();
     let on_leap_day = signals(&february, day(2028, 2, 29));
-    assert_eq!(raised(&on_leap_day), [(CardExpiring, key.clone(), Severity::High)]);
+    assert_eq!(
+        raised(&on_leap_day),
+        [(CardExpiring, key.clone(), Severity::High)]
+    );
     let next_day = signals(&february, day(2028, 3, 1));
-    assert_eq!(raised(&next_day), [(CardExpired, key.clone(), Severity::High)]);
+    assert_eq!(
+        raised(&next_day),
+        [(CardExpired, key.clone(), Severity::High)]
+    );
     // 30 days before 29 February 2028 is 30 January.
     assert_eq!(
         raised(&signals(&february, day(2028, 1, 30))),
@@ -227,7 +244,11 @@ fn windows_are_configurable() {
             .map(|d| d.severity)
             .next()
     };
-    assert_eq!(severity(day(2026, 11, 1)), Some(Severity::Medium), "60 days");
+    assert_eq!(
+        severity(day(2026, 11, 1)),
+        Some(Severity::Medium),
+        "60 days"
+    );
     assert_eq!(severity(day(2026, 10, 31)), None, "61 days");
     assert_eq!(severity(day(2026, 12, 17)), Some(Severity::High), "14 days");
 }
@@ -267,8 +288,16 @@ fn card_replaced_resolves_the_old_default() {
     assert_eq!(
         resolved(&changes),
         [
-            (CardExpiring, "pm:pm_old:2026-12".to_owned(), ResolveReason::CardReplaced),
-            (CardExpired, "pm:pm_older:2025-01".to_owned(), ResolveReason::CardReplaced),
+            (
+                CardExpiring,
+                "pm:pm_old:2026-12".to_owned(),
+                ResolveReason::CardReplaced
+            ),
+            (
+                CardExpired,
+                "pm:pm_older:2025-01".to_owned(),
+                ResolveReason::CardReplaced
+            ),
         ]
     );
     assert_eq!(raised(&changes), []);
@@ -276,7 +305,10 @@ fn card_replaced_resolves_the_old_default() {
 
 #[test]
 fn card_replaced_keeps_the_current_defaults_signals() {
-    let open = [record(CardExpiring, KEY, false), record(CardExpired, KEY, false)];
+    let open = [
+        record(CardExpiring, KEY, false),
+        record(CardExpired, KEY, false),
+    ];
     assert_eq!(card_replaced(&open, Some(&card())), []);
 }
 
@@ -311,7 +343,10 @@ fn no_default_card_left_resolves_everything_as_removed() {
         is_default: false,
         ..card()
     };
-    assert_eq!(resolved(&card_replaced(&open, Some(&not_default))), expected);
+    assert_eq!(
+        resolved(&card_replaced(&open, Some(&not_default))),
+        expected
+    );
 }
 
 #[test]
@@ -328,8 +363,16 @@ fn card_replaced_is_sorted_deduplicated_and_order_independent() {
     assert_eq!(
         resolved(&one),
         [
-            (CardExpiring, "pm:pm_b:2026-01".to_owned(), ResolveReason::CardRemoved),
-            (CardExpired, "pm:pm_a:2026-01".to_owned(), ResolveReason::CardRemoved),
+            (
+                CardExpiring,
+                "pm:pm_b:2026-01".to_owned(),
+                ResolveReason::CardRemoved
+            ),
+            (
+                CardExpired,
+                "pm:pm_a:2026-01".to_owned(),
+                ResolveReason::CardRemoved
+            ),
         ]
     );
 }

@@ -2,6 +2,7 @@ use chrono::TimeDelta;
 
 use super::super::test_support::*;
 use super::*;
+use crate::risk::{HealthBands, KindWeights, SeverityMultipliers};
 
 use SignalKind::{
     CancellationRequested, CardExpired, CardExpiring, DunningInProgress, PaymentFailed,
@@ -85,14 +86,21 @@ fn worked_example_recovery_fades_with_the_half_life() {
     };
     assert_eq!(score(&paid(0.0)).score, 51, "just paid: full deduction");
     let two_weeks = score(&paid(14.0));
-    assert_eq!(two_weeks.total_deduction, 24.38, "15 + 9.375 halved, rounded per component");
+    assert_eq!(
+        two_weeks.total_deduction, 24.38,
+        "15 + 9.375 halved, rounded per component"
+    );
     assert_eq!(two_weeks.score, 76);
     assert_eq!(two_weeks.band, HealthBand::Watch);
     assert_eq!(two_weeks.components[0].decay_factor, 0.5);
     let four_weeks = score(&paid(28.0));
     assert_eq!(four_weeks.score, 88);
     assert_eq!(four_weeks.band, HealthBand::Healthy);
-    assert_eq!(score(&paid(89.9)).score, 99, "a quarter later: about 1 % of it is left");
+    assert_eq!(
+        score(&paid(89.9)).score,
+        99,
+        "a quarter later: about 1 % of it is left"
+    );
     let gone = score(&paid(90.0));
     assert_eq!(gone.score, 100);
     assert!(gone.components.is_empty(), "past the cutoff: not listed");
@@ -206,7 +214,11 @@ fn weights_and_bands_are_configurable() {
     };
     let health = health_score(&[open("a", PaymentFailed, Severity::Low)], now(), &zero);
     assert_eq!(health.score, 100);
-    assert_eq!(health.components.len(), 1, "still listed, with no deduction");
+    assert_eq!(
+        health.components.len(),
+        1,
+        "still listed, with no deduction"
+    );
 }
 
 #[test]
@@ -220,7 +232,12 @@ fn band_boundaries_are_inclusive() {
             },
             ..HealthWeights::default()
         };
-        health_score(&[open("a", PaymentFailed, Severity::Critical)], now(), &weights).band
+        health_score(
+            &[open("a", PaymentFailed, Severity::Critical)],
+            now(),
+            &weights,
+        )
+        .band
     };
     assert_eq!(band_at(20.0), HealthBand::Healthy);
     assert_eq!(band_at(20.6), HealthBand::Watch);

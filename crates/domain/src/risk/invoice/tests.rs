@@ -126,7 +126,10 @@ fn high_value_invoices_go_one_step_up() {
     assert_eq!(draft(&changes, PaymentFailed).severity, Severity::High);
     assert!(invoice_evidence(draft(&changes, PaymentFailed)).high_value);
     // Dunning is not bumped: the amount already weighs through the failure.
-    assert_eq!(draft(&changes, DunningInProgress).severity, Severity::Medium);
+    assert_eq!(
+        draft(&changes, DunningInProgress).severity,
+        Severity::Medium
+    );
     assert_eq!(
         draft(&signals(&big(2)), PaymentFailed).severity,
         Severity::Critical
@@ -188,7 +191,9 @@ fn currency_without_threshold_is_never_high_value() {
     let changes = signals(&dinar);
     let failed = draft(&changes, PaymentFailed);
     assert_eq!(failed.severity, Severity::Medium);
-    assert!(failed.summary.starts_with("Payment of 900,000.000 KWD failed"));
+    assert!(failed
+        .summary
+        .starts_with("Payment of 900,000.000 KWD failed"));
 }
 
 #[test]
@@ -203,7 +208,10 @@ fn a_payment_late_for_the_delinquency_window_is_critical() {
     let exactly = first_failed + TimeDelta::days(30);
     let changes = at_now(exactly);
     assert_eq!(draft(&changes, PaymentFailed).severity, Severity::Critical);
-    assert_eq!(draft(&changes, DunningInProgress).severity, Severity::Critical);
+    assert_eq!(
+        draft(&changes, DunningInProgress).severity,
+        Severity::Critical
+    );
     assert_eq!(
         invoice_evidence(draft(&changes, PaymentFailed)).days_delinquent,
         Some(30)
@@ -234,7 +242,10 @@ fn delinquency_counts_from_the_earlier_of_due_date_and_first_failure() {
     let changes = signals(&future_due);
     let failed = draft(&changes, PaymentFailed);
     assert_eq!(invoice_evidence(failed).days_delinquent, None);
-    assert_eq!(failed.summary, "Payment of 490.00 USD failed (attempt 1, card_declined)");
+    assert_eq!(
+        failed.summary,
+        "Payment of 490.00 USD failed (attempt 1, card_declined)"
+    );
 }
 
 #[test]
@@ -246,7 +257,10 @@ fn less_than_a_day_late_is_not_mentioned() {
     let changes = signals(&invoice);
     let failed = draft(&changes, PaymentFailed);
     assert_eq!(invoice_evidence(failed).days_delinquent, Some(0));
-    assert_eq!(failed.summary, "Payment of 490.00 USD failed (attempt 2, card_declined)");
+    assert_eq!(
+        failed.summary,
+        "Payment of 490.00 USD failed (attempt 2, card_declined)"
+    );
 }
 
 #[test]
@@ -277,7 +291,10 @@ fn no_retry_scheduled_means_retries_exhausted_and_critical() {
         draft(&dunning_once, DunningInProgress).severity,
         Severity::Critical
     );
-    assert_eq!(draft(&dunning_once, PaymentFailed).severity, Severity::Medium);
+    assert_eq!(
+        draft(&dunning_once, PaymentFailed).severity,
+        Severity::Medium
+    );
 }
 
 #[test]
@@ -394,8 +411,16 @@ fn uncollectible_raises_the_write_off_and_resolves_dunning() {
     assert_eq!(
         resolved(&changes),
         [
-            (PaymentFailed, KEY.to_owned(), ResolveReason::MarkedUncollectible),
-            (DunningInProgress, KEY.to_owned(), ResolveReason::MarkedUncollectible),
+            (
+                PaymentFailed,
+                KEY.to_owned(),
+                ResolveReason::MarkedUncollectible
+            ),
+            (
+                DunningInProgress,
+                KEY.to_owned(),
+                ResolveReason::MarkedUncollectible
+            ),
             (
                 PaymentActionRequired,
                 KEY.to_owned(),
@@ -499,7 +524,10 @@ fn action_required_after_a_real_failure_comes_with_the_failure() {
         .into_iter()
         .map(|r| r.0)
         .collect();
-    assert_eq!(kinds, [PaymentFailed, DunningInProgress, PaymentActionRequired]);
+    assert_eq!(
+        kinds,
+        [PaymentFailed, DunningInProgress, PaymentActionRequired]
+    );
     let second_attempt = InvoiceState {
         requires_action: true,
         last_failure_code: Some("authentication_required".to_owned()),
@@ -509,7 +537,10 @@ fn action_required_after_a_real_failure_comes_with_the_failure() {
         .into_iter()
         .map(|r| r.0)
         .collect();
-    assert_eq!(kinds, [PaymentFailed, DunningInProgress, PaymentActionRequired]);
+    assert_eq!(
+        kinds,
+        [PaymentFailed, DunningInProgress, PaymentActionRequired]
+    );
 }
 
 #[test]
@@ -557,8 +588,14 @@ fn evidence_carries_amounts_with_currency_attempts_and_dates() {
     assert_eq!(evidence.amount_remaining, Money::new(49_000, Currency::USD));
     assert_eq!(evidence.attempt_count, 2);
     assert_eq!(evidence.next_payment_attempt, Some(at(2026, 1, 8, 10)));
-    assert_eq!(evidence.failure_message.as_deref(), Some("Your card was declined."));
-    assert_eq!(evidence.billing_reason.as_deref(), Some("subscription_cycle"));
+    assert_eq!(
+        evidence.failure_message.as_deref(),
+        Some("Your card was declined.")
+    );
+    assert_eq!(
+        evidence.billing_reason.as_deref(),
+        Some("subscription_cycle")
+    );
     assert!(!evidence.high_value);
     let json = serde_json::to_value(&draft(&changes, DunningInProgress).evidence).unwrap();
     assert_eq!(json["type"], "invoice");

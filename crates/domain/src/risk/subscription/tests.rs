@@ -3,8 +3,12 @@ use chrono::TimeDelta;
 use super::super::test_support::*;
 use super::*;
 
-use SignalKind::{CancellationRequested, DunningInProgress, SubscriptionCanceled, SubscriptionDowngrade};
-use SubscriptionStatus::{Active, Canceled, Incomplete, IncompleteExpired, Paused, PastDue, Trialing, Unpaid};
+use SignalKind::{
+    CancellationRequested, DunningInProgress, SubscriptionCanceled, SubscriptionDowngrade,
+};
+use SubscriptionStatus::{
+    Active, Canceled, Incomplete, IncompleteExpired, PastDue, Paused, Trialing, Unpaid,
+};
 
 const KEY: &str = "subscription:sub_1";
 const DOWNGRADE_KEY: &str = "subscription:sub_1:2026-01-05T10:00:00Z";
@@ -61,7 +65,11 @@ fn an_unchanged_active_subscription_only_resolves() {
         resolved(&changes),
         [
             (DunningInProgress, KEY.to_owned(), ResolveReason::Recovered),
-            (CancellationRequested, KEY.to_owned(), ResolveReason::Withdrawn),
+            (
+                CancellationRequested,
+                KEY.to_owned(),
+                ResolveReason::Withdrawn
+            ),
         ]
     );
 }
@@ -71,11 +79,26 @@ fn downgrade_severity_follows_the_relative_mrr_drop() {
     // 1,000.00 USD before.
     assert_eq!(downgrade_severity(&downgraded(95_000)), Some(Severity::Low));
     assert_eq!(downgrade_severity(&downgraded(90_001)), Some(Severity::Low));
-    assert_eq!(downgrade_severity(&downgraded(90_000)), Some(Severity::Medium));
-    assert_eq!(downgrade_severity(&downgraded(70_001)), Some(Severity::Medium));
-    assert_eq!(downgrade_severity(&downgraded(70_000)), Some(Severity::High));
-    assert_eq!(downgrade_severity(&downgraded(50_001)), Some(Severity::High));
-    assert_eq!(downgrade_severity(&downgraded(50_000)), Some(Severity::Critical));
+    assert_eq!(
+        downgrade_severity(&downgraded(90_000)),
+        Some(Severity::Medium)
+    );
+    assert_eq!(
+        downgrade_severity(&downgraded(70_001)),
+        Some(Severity::Medium)
+    );
+    assert_eq!(
+        downgrade_severity(&downgraded(70_000)),
+        Some(Severity::High)
+    );
+    assert_eq!(
+        downgrade_severity(&downgraded(50_001)),
+        Some(Severity::High)
+    );
+    assert_eq!(
+        downgrade_severity(&downgraded(50_000)),
+        Some(Severity::Critical)
+    );
     assert_eq!(downgrade_severity(&downgraded(1)), Some(Severity::Critical));
     // To a free plan while staying active: a 100 % drop.
     assert_eq!(downgrade_severity(&downgraded(0)), Some(Severity::Critical));
@@ -91,7 +114,11 @@ fn downgrade_raises_with_its_own_key_delta_and_percentage() {
     let changes = signals(&change);
     assert_eq!(
         raised(&changes),
-        [(SubscriptionDowngrade, DOWNGRADE_KEY.to_owned(), Severity::High)]
+        [(
+            SubscriptionDowngrade,
+            DOWNGRADE_KEY.to_owned(),
+            Severity::High
+        )]
     );
     let draft = draft(&changes, SubscriptionDowngrade);
     assert_eq!(
@@ -181,16 +208,71 @@ fn quantity_only_downgrades() {
 #[test]
 fn not_a_downgrade() {
     let cases = [
-        ("expansion", SubscriptionChange { mrr_after: 120_000, quantity_after: Some(12), ..change() }),
-        ("new subscription", SubscriptionChange { status_before: None, mrr_before: 0, quantity_before: None, ..change() }),
-        ("ended", SubscriptionChange { status_after: Canceled, mrr_after: 0, ..change() }),
-        ("paused", SubscriptionChange { status_after: Paused, mrr_after: 0, ..change() }),
-        ("unpaid", SubscriptionChange { status_after: Unpaid, mrr_after: 0, ..change() }),
-        ("from incomplete", SubscriptionChange { status_before: Some(Incomplete), mrr_before: 100_000, mrr_after: 50_000, ..change() }),
-        ("quantity up, MRR same", SubscriptionChange { quantity_after: Some(11), ..change() }),
+        (
+            "expansion",
+            SubscriptionChange {
+                mrr_after: 120_000,
+                quantity_after: Some(12),
+                ..change()
+            },
+        ),
+        (
+            "new subscription",
+            SubscriptionChange {
+                status_before: None,
+                mrr_before: 0,
+                quantity_before: None,
+                ..change()
+            },
+        ),
+        (
+            "ended",
+            SubscriptionChange {
+                status_after: Canceled,
+                mrr_after: 0,
+                ..change()
+            },
+        ),
+        (
+            "paused",
+            SubscriptionChange {
+                status_after: Paused,
+                mrr_after: 0,
+                ..change()
+            },
+        ),
+        (
+            "unpaid",
+            SubscriptionChange {
+                status_after: Unpaid,
+                mrr_after: 0,
+                ..change()
+            },
+        ),
+        (
+            "from incomplete",
+            SubscriptionChange {
+                status_before: Some(Incomplete),
+                mrr_before: 100_000,
+                mrr_after: 50_000,
+                ..change()
+            },
+        ),
+        (
+            "quantity up, MRR same",
+            SubscriptionChange {
+                quantity_after: Some(11),
+                ..change()
+            },
+        ),
         (
             "cancellation requested, MRR stops at request",
-            SubscriptionChange { cancel_at_period_end: true, mrr_after: 0, movement: MovementKind::Churn, ..change() },
+            SubscriptionChange {
+                cancel_at_period_end: true,
+                mrr_after: 0,
+                movement: MovementKind::Churn,
+                ..change()
+            },
         ),
     ];
     for (name, change) in cases {
@@ -287,7 +369,11 @@ fn withdrawing_a_cancellation_resolves_it() {
         ..change()
     };
     let changes = signals(&withdrawn);
-    assert_eq!(raised(&changes), [], "a withdrawal is not a downgrade or anything else");
+    assert_eq!(
+        raised(&changes),
+        [],
+        "a withdrawal is not a downgrade or anything else"
+    );
     assert!(resolved(&changes).contains(&(
         CancellationRequested,
         KEY.to_owned(),
@@ -312,8 +398,16 @@ fn cancellation_resolves_the_request_and_dunning_and_raises_churn() {
     assert_eq!(
         resolved(&changes),
         [
-            (DunningInProgress, KEY.to_owned(), ResolveReason::SubscriptionCanceled),
-            (CancellationRequested, KEY.to_owned(), ResolveReason::SubscriptionCanceled),
+            (
+                DunningInProgress,
+                KEY.to_owned(),
+                ResolveReason::SubscriptionCanceled
+            ),
+            (
+                CancellationRequested,
+                KEY.to_owned(),
+                ResolveReason::SubscriptionCanceled
+            ),
         ]
     );
     assert_eq!(
@@ -340,7 +434,10 @@ fn cancellation_with_a_pending_request_still_set_ends_the_request() {
         .iter()
         .all(|r| r.0 != CancellationRequested));
     // MRR before was already 0 (stopped at request), yet it was active: Critical.
-    assert_eq!(draft(&changes, SubscriptionCanceled).severity, Severity::Critical);
+    assert_eq!(
+        draft(&changes, SubscriptionCanceled).severity,
+        Severity::Critical
+    );
 }
 
 #[test]
@@ -359,17 +456,41 @@ fn canceled_severity_by_what_was_lost() {
         .find(|d| d.kind == SubscriptionCanceled)
         .map(|d| d.severity)
     };
-    assert_eq!(severity(Some(Active), Canceled, 100_000), Some(Severity::Critical));
-    assert_eq!(severity(Some(Active), Canceled, 0), Some(Severity::Critical));
-    assert_eq!(severity(Some(PastDue), Canceled, 0), Some(Severity::Critical));
-    assert_eq!(severity(Some(Unpaid), Canceled, 0), Some(Severity::Critical));
+    assert_eq!(
+        severity(Some(Active), Canceled, 100_000),
+        Some(Severity::Critical)
+    );
+    assert_eq!(
+        severity(Some(Active), Canceled, 0),
+        Some(Severity::Critical)
+    );
+    assert_eq!(
+        severity(Some(PastDue), Canceled, 0),
+        Some(Severity::Critical)
+    );
+    assert_eq!(
+        severity(Some(Unpaid), Canceled, 0),
+        Some(Severity::Critical)
+    );
     assert_eq!(severity(Some(Paused), Canceled, 0), Some(Severity::High));
-    assert_eq!(severity(Some(Trialing), Canceled, 0), Some(Severity::Medium));
-    assert_eq!(severity(Some(Trialing), Canceled, 5_000), Some(Severity::Critical));
-    assert_eq!(severity(Some(Incomplete), IncompleteExpired, 0), Some(Severity::Low));
+    assert_eq!(
+        severity(Some(Trialing), Canceled, 0),
+        Some(Severity::Medium)
+    );
+    assert_eq!(
+        severity(Some(Trialing), Canceled, 5_000),
+        Some(Severity::Critical)
+    );
+    assert_eq!(
+        severity(Some(Incomplete), IncompleteExpired, 0),
+        Some(Severity::Low)
+    );
     // Later updates of an ended subscription raise nothing again.
     assert_eq!(severity(Some(Canceled), Canceled, 0), None);
-    assert_eq!(severity(Some(IncompleteExpired), IncompleteExpired, 0), None);
+    assert_eq!(
+        severity(Some(IncompleteExpired), IncompleteExpired, 0),
+        None
+    );
 }
 
 #[test]
@@ -392,7 +513,10 @@ fn a_cancellation_first_seen_is_raised_only_when_recent() {
         draft(&recent, SubscriptionCanceled).summary,
         "Subscription sub_1 canceled (MRR 0.00 USD)"
     );
-    assert_eq!(raised(&signals(&first_seen(Some(occurred - TimeDelta::days(30))))), []);
+    assert_eq!(
+        raised(&signals(&first_seen(Some(occurred - TimeDelta::days(30))))),
+        []
+    );
     assert_eq!(raised(&signals(&first_seen(Some(at(2023, 6, 1, 0))))), []);
     assert_eq!(raised(&signals(&first_seen(None))), []);
 }
@@ -428,7 +552,10 @@ fn past_due_and_unpaid_are_dunning_by_subscription() {
         [(DunningInProgress, KEY.to_owned(), Severity::Critical)]
     );
     let draft_unpaid = draft(&unpaid, DunningInProgress);
-    assert_eq!(sub_evidence(draft_unpaid).dunning_stage, Some(DunningStage::Unpaid));
+    assert_eq!(
+        sub_evidence(draft_unpaid).dunning_stage,
+        Some(DunningStage::Unpaid)
+    );
     assert_eq!(
         draft_unpaid.summary,
         "Subscription sub_1 is unpaid: retries exhausted (MRR 1,000.00 USD)"
@@ -455,8 +582,15 @@ fn dunning_by_subscription_ends_on_recovery_pause_or_cancellation() {
     assert_eq!(reason(Trialing), Some(ResolveReason::Recovered));
     assert_eq!(reason(Paused), Some(ResolveReason::Paused));
     assert_eq!(reason(Canceled), Some(ResolveReason::SubscriptionCanceled));
-    assert_eq!(reason(IncompleteExpired), Some(ResolveReason::SubscriptionCanceled));
-    assert_eq!(reason(Incomplete), None, "incomplete is first payment, not dunning");
+    assert_eq!(
+        reason(IncompleteExpired),
+        Some(ResolveReason::SubscriptionCanceled)
+    );
+    assert_eq!(
+        reason(Incomplete),
+        None,
+        "incomplete is first payment, not dunning"
+    );
 }
 
 #[test]
