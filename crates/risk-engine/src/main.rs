@@ -1,5 +1,5 @@
 use clap::Parser as _;
-use platform::service::{bootstrap, execute, no_consumers, Cli};
+use platform::service::{bootstrap, execute, Cli};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -10,7 +10,7 @@ async fn main() -> anyhow::Result<()> {
         &risk_engine::spec(),
         &settings.common,
         settings.risk_engine.listen,
-        no_consumers(),
+        risk_engine::consumers(&settings),
     )
     .await
 }
