@@ -314,12 +314,19 @@ pub struct HealthWeights {
     pub weights: KindWeights,
     /// Share of the weight per severity.
     pub severity: SeverityMultipliers,
+    /// Share of its open deduction a signal keeps the moment it resolves,
+    /// in `[0, 1]`. Default 0.5: a paid invoice lifts the score at once (the
+    /// money came in), while the memory of the failure still weighs until
+    /// it fades. 1 keeps the full deduction at resolution; 0 makes resolved
+    /// signals count nothing.
+    pub resolved_initial_factor: f64,
     /// A resolved signal's deduction halves every this many days. Default 14:
     /// a failure paid last week still says something, one paid last quarter
     /// little.
     pub resolved_half_life_days: f64,
     /// A signal resolved this many days ago no longer counts at all.
-    /// Default 90 (1/64 of the deduction is left by then).
+    /// Default 90 (with the defaults, under 0.6 % of the open deduction is
+    /// left by then).
     pub resolved_cutoff_days: f64,
     /// Kinds whose deduction ends the moment they resolve: warnings about
     /// the future that were heeded leave no mark. Default: `card_expiring`,
@@ -335,6 +342,7 @@ impl Default for HealthWeights {
         Self {
             weights: KindWeights::default(),
             severity: SeverityMultipliers::default(),
+            resolved_initial_factor: 0.5,
             resolved_half_life_days: 14.0,
             resolved_cutoff_days: 90.0,
             clear_on_resolve: vec![SignalKind::CardExpiring, SignalKind::CardExpired],
@@ -345,8 +353,9 @@ impl Default for HealthWeights {
 
 impl HealthWeights {
     /// Checks that weights are finite and in `[0, 100]`, multipliers in
-    /// `[0, 1]` and rising with severity, the half-life positive, the cutoff
-    /// not below it, and the bands ordered within `1..=100`.
+    /// `[0, 1]` and rising with severity, the resolved initial factor in
+    /// `[0, 1]`, the half-life positive, the cutoff not below it, and the
+    /// bands ordered within `1..=100`.
     pub fn validate(&self) -> Result<(), RiskConfigError> {
         for kind in SignalKind::ALL {
             let weight = self.weights.get(kind);
@@ -373,6 +382,13 @@ impl HealthWeights {
                 );
             }
             previous = multiplier;
+        }
+        let initial = self.resolved_initial_factor;
+        if !(0.0..=1.0).contains(&initial) {
+            return fail(
+                "health.resolved_initial_factor",
+                format!("{initial} is not in [0, 1]"),
+            );
         }
         let half_life = self.resolved_half_life_days;
         if !(half_life.is_finite() && half_life > 0.0) {
@@ -455,6 +471,7 @@ mod tests {
             .map(|s| health.severity.get(*s))
             .collect();
         assert_eq!(multipliers, [0.25, 0.5, 0.75, 1.0]);
+        assert_eq!(health.resolved_initial_factor, 0.5);
         assert_eq!(health.resolved_half_life_days, 14.0);
         assert_eq!(health.resolved_cutoff_days, 90.0);
         assert_eq!(
@@ -499,6 +516,11 @@ mod tests {
         assert_eq!(health.bands.healthy_min, 90);
         assert_eq!(health.bands.watch_min, 60);
         assert!(health.clear_on_resolve.is_empty());
+        assert_eq!(health.resolved_initial_factor, 0.5);
+        let old_behaviour: HealthWeights =
+            serde_json::from_str(r#"{"resolved_initial_factor":1}"#).unwrap();
+        assert_eq!(old_behaviour.resolved_initial_factor, 1.0);
+        assert_eq!(old_behaviour.resolved_half_life_days, 14.0);
         assert!(serde_json::from_str::<HealthWeights>(r#"{"weights":{"churn":1}}"#).is_err());
         assert!(serde_json::from_str::<HealthWeights>(r#"{"clear_on_resolve":["card"]}"#).is_err());
         assert!(serde_json::from_str::<HealthWeights>(r#"{"half_life":3}"#).is_err());
@@ -572,7 +594,7 @@ mod tests {
     #[test]
     fn health_validate_names_the_bad_key() {
         type Case = (fn(&mut HealthWeights), &'static str);
-        let cases: [Case; 11] = [
+        let cases: [Case; 14] = [
             (
                 |c| c.weights.dispute_opened = -1.0,
                 "health.weights.dispute_opened",
@@ -588,6 +610,18 @@ mod tests {
             (|c| c.severity.high = 1.5, "health.severity.high"),
             (|c| c.severity.medium = 0.9, "health.severity.high"),
             (|c| c.severity.low = 0.6, "health.severity.medium"),
+            (
+                |c| c.resolved_initial_factor = -0.1,
+                "health.resolved_initial_factor",
+            ),
+            (
+                |c| c.resolved_initial_factor = 1.5,
+                "health.resolved_initial_factor",
+            ),
+            (
+                |c| c.resolved_initial_factor = f64::NAN,
+                "health.resolved_initial_factor",
+            ),
             (
                 |c| c.resolved_half_life_days = 0.0,
                 "health.resolved_half_life_days",
@@ -605,6 +639,22 @@ mod tests {
             mutate(&mut config);
             let err = config.validate().unwrap_err();
             assert_eq!(err.key, key, "{err}");
+            assert!(err.to_string().starts_with(&format!("{key}: ")), "{err}");
+        }
+        let bad = HealthWeights {
+            resolved_initial_factor: 1.5,
+            ..HealthWeights::default()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            "health.resolved_initial_factor: 1.5 is not in [0, 1]"
+        );
+        for edge in [0.0, 1.0] {
+            let config = HealthWeights {
+                resolved_initial_factor: edge,
+                ..HealthWeights::default()
+            };
+            config.validate().expect("0 and 1 are allowed");
         }
     }
 

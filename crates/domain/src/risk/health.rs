@@ -3,12 +3,21 @@
 //!
 //! ```text
 //! deduction = weight(kind) × multiplier(severity) × decay
-//! decay     = 1                                      while open
-//!           = 0.5 ^ (days since resolved / half-life) once resolved
-//!           = nothing (not listed)                   past the cutoff, or
+//! decay     = 1                                       while open
+//!           = initial × 0.5 ^ (days since resolved / half-life)
+//!                                                     once resolved
+//!           = nothing (not listed)                    past the cutoff, or
 //!                                                     for clear_on_resolve kinds
 //! score     = clamp(100 − Σ deductions, 0, 100), rounded half up to an integer
 //! ```
+//!
+//! `initial` is [`HealthWeights::resolved_initial_factor`] (default 0.5): a
+//! resolution lifts the score at once (a paid invoice is money in), and what
+//! is left of the deduction, the memory of the failure, fades with the
+//! half-life. A resolution stamped after `now` (clock skew between the
+//! service's replicas) counts as resolved just now: the record says it is
+//! resolved, so the score shows the recovery rather than waiting for the
+//! clock to catch up.
 //!
 //! Open signals do not decay, nor grow: the rules already raise their
 //! severity as the cause worsens (attempt count, retries exhausted,
@@ -80,7 +89,8 @@ pub struct HealthComponent {
     pub weight: f64,
     /// The severity's multiplier.
     pub severity_multiplier: f64,
-    /// 1 while open, fading once resolved.
+    /// 1 while open; once resolved, `resolved_initial_factor` fading with
+    /// the half-life.
     pub decay_factor: f64,
     /// Points deducted, `weight × severity_multiplier × decay_factor`
     /// rounded to hundredths.
@@ -182,11 +192,13 @@ fn component(
         None => 1.0,
         Some(_) if weights.clear_on_resolve.contains(&record.kind) => return None,
         Some(resolved_at) => {
+            // A resolution after `now` (clock skew) is one just made.
             let age_days = (now - resolved_at).num_seconds().max(0) as f64 / SECONDS_PER_DAY;
             if age_days >= weights.resolved_cutoff_days {
                 return None;
             }
-            0.5f64.powf(age_days / weights.resolved_half_life_days)
+            weights.resolved_initial_factor
+                * 0.5f64.powf(age_days / weights.resolved_half_life_days)
         }
     };
     let weight = weights.weights.get(record.kind);

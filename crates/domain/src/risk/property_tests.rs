@@ -204,10 +204,12 @@ proptest! {
     fn resolving_a_signal_never_lowers_the_score(
         signals in records(),
         index in any::<prop::sample::Index>(),
-        resolved_ago in 0i64..200 * 86_400,
+        resolved_ago in -3_600i64..200 * 86_400,
+        initial in 0.0f64..=1.0,
     ) {
         prop_assume!(!signals.is_empty());
-        let weights = HealthWeights::default();
+        let weights = HealthWeights { resolved_initial_factor: initial, ..HealthWeights::default() };
+        prop_assert!(weights.validate().is_ok());
         let mut opened = signals.clone();
         let i = index.index(opened.len());
         opened[i].resolved_at = None;
@@ -219,9 +221,82 @@ proptest! {
         );
     }
 
+    /// With the default initial factor (0.5), resolving is strictly better:
+    /// at least half the signal's deduction goes at once (all of it past the
+    /// cutoff or for a clear_on_resolve kind), so the score rises unless it
+    /// is stuck at 0.
     #[test]
-    fn time_heals(signals in records(), later in 0i64..400 * 86_400) {
+    fn resolving_a_signal_takes_at_least_half_its_deduction_off(
+        signals in records(),
+        index in any::<prop::sample::Index>(),
+        resolved_ago in -3_600i64..200 * 86_400,
+    ) {
+        prop_assume!(!signals.is_empty());
         let weights = HealthWeights::default();
+        let mut opened = signals.clone();
+        let i = index.index(opened.len());
+        opened[i].resolved_at = None;
+        let mut resolved = opened.clone();
+        resolved[i].resolved_at = Some(now() - TimeDelta::seconds(resolved_ago));
+        let before = health_score(&opened, now(), &weights);
+        let after = health_score(&resolved, now(), &weights);
+        let deduction = |health: &HealthScore| {
+            health
+                .components
+                .iter()
+                .find(|c| c.signal_id == opened[i].id)
+                .map_or(0.0, |c| c.deduction)
+        };
+        let open_deduction = deduction(&before);
+        prop_assert!(open_deduction >= 2.5, "every default weight deducts: {}", open_deduction);
+        // Half, give or take the rounding to hundredths.
+        prop_assert!(
+            deduction(&after) <= open_deduction * weights.resolved_initial_factor + 0.0051,
+            "{} open, {} resolved", open_deduction, deduction(&after)
+        );
+        prop_assert!(after.total_deduction < before.total_deduction);
+        if before.total_deduction <= 100.0 {
+            prop_assert!(after.score > before.score, "{} → {}", before.score, after.score);
+        }
+    }
+
+    #[test]
+    fn a_smaller_initial_factor_never_lowers_the_score(
+        signals in records(),
+        a in 0.0f64..=1.0,
+        b in 0.0f64..=1.0,
+    ) {
+        let with = |initial: f64| {
+            health_score(
+                &signals,
+                now(),
+                &HealthWeights { resolved_initial_factor: initial, ..HealthWeights::default() },
+            )
+        };
+        let (low, high) = (with(a.min(b)), with(a.max(b)));
+        prop_assert!(low.score >= high.score);
+        prop_assert!(low.total_deduction <= high.total_deduction);
+        // Open signals do not depend on it.
+        let open = |health: &HealthScore| -> Vec<(String, f64)> {
+            let mut open: Vec<_> = health
+                .components
+                .iter()
+                .filter(|c| c.open)
+                .map(|c| (c.signal_id.clone(), c.deduction))
+                .collect();
+            open.sort_by(|x, y| x.0.cmp(&y.0));
+            open
+        };
+        prop_assert_eq!(open(&low), open(&high));
+    }
+
+    #[test]
+    fn time_heals(
+        signals in records(),
+        later in 0i64..400 * 86_400,
+        initial in prop::sample::select(vec![0.0, 0.5, 1.0]),
+    ) {
+        let weights = HealthWeights { resolved_initial_factor: initial, ..HealthWeights::default() };
         let at_now = health_score(&signals, now(), &weights).score;
         let at_later = health_score(&signals, now() + TimeDelta::seconds(later), &weights).score;
         prop_assert!(at_later >= at_now);

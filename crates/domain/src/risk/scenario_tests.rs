@@ -133,9 +133,17 @@ fn worked_example_failure_recovery_and_a_new_failure() {
     };
     store.apply(&invoice_signals(&paid, paid_at, &config), paid_at, &rules);
     assert!(store.open().is_empty());
-    assert_eq!(store.score(paid_at).score, 51);
-    assert_eq!(store.score(paid_at + TimeDelta::days(14)).score, 76);
-    assert_eq!(store.score(paid_at + TimeDelta::days(28)).score, 88);
+    // Paid: half of 30 + 18.75 at once, then halving every 14 days.
+    let health = store.score(paid_at);
+    assert_eq!(health.total_deduction, 24.38);
+    assert_eq!(
+        (health.score, health.band),
+        (76, HealthBand::Watch),
+        "the money came in: the score recovers at once"
+    );
+    let health = store.score(paid_at + TimeDelta::days(14));
+    assert_eq!((health.score, health.band), (88, HealthBand::Healthy));
+    assert_eq!(store.score(paid_at + TimeDelta::days(28)).score, 94);
     assert_eq!(store.score(paid_at + TimeDelta::days(90)).score, 100);
 
     // A late duplicate of the paid fact changes nothing.
@@ -329,10 +337,15 @@ fn a_downgrade_is_raised_once_then_ages_out_and_fades() {
     assert!(store.open().is_empty());
     assert_eq!(
         store.score(day_30).score,
-        78,
-        "just resolved: full deduction"
+        89,
+        "just aged out: half of 22.5 (88.75)"
     );
-    assert_eq!(store.score(day_30 + TimeDelta::days(14)).score, 89);
+    assert_eq!(
+        store.score(day_30 + TimeDelta::days(14)).score,
+        94,
+        "a quarter of 22.5 is 5.625, rounded to 5.63"
+    );
+    assert_eq!(store.score(day_30 + TimeDelta::days(90)).score, 100);
 }
 
 #[test]

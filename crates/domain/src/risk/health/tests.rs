@@ -76,34 +76,113 @@ fn worked_example_failures_escalate_through_the_bands() {
     assert_eq!(health.band, HealthBand::Critical);
 }
 
+/// The worked example's two High signals (30 + 18.75 open), paid `days` ago.
+fn paid(days: f64) -> [SignalRecord; 2] {
+    [
+        resolved_days_ago(open("a", PaymentFailed, Severity::High), days),
+        resolved_days_ago(open("b", DunningInProgress, Severity::High), days),
+    ]
+}
+
 #[test]
 fn worked_example_recovery_fades_with_the_half_life() {
-    let paid = |days| {
-        [
-            resolved_days_ago(open("a", PaymentFailed, Severity::High), days),
-            resolved_days_ago(open("b", DunningInProgress, Severity::High), days),
-        ]
-    };
-    assert_eq!(score(&paid(0.0)).score, 51, "just paid: full deduction");
+    let unpaid = [
+        open("a", PaymentFailed, Severity::High),
+        open("b", DunningInProgress, Severity::High),
+    ];
+    assert_eq!(score(&unpaid).score, 51);
+
+    let just_paid = score(&paid(0.0));
+    assert_eq!(
+        just_paid.total_deduction, 24.38,
+        "just paid: 15 + 9.375, half the open 48.75, rounded per component"
+    );
+    assert_eq!(just_paid.score, 76, "the score recovers at once");
+    assert_eq!(just_paid.band, HealthBand::Watch);
+    assert!(just_paid.components.iter().all(|c| c.decay_factor == 0.5));
+
     let two_weeks = score(&paid(14.0));
-    assert_eq!(
-        two_weeks.total_deduction, 24.38,
-        "15 + 9.375 halved, rounded per component"
-    );
-    assert_eq!(two_weeks.score, 76);
-    assert_eq!(two_weeks.band, HealthBand::Watch);
-    assert_eq!(two_weeks.components[0].decay_factor, 0.5);
+    assert_eq!(two_weeks.total_deduction, 12.19, "7.5 + 4.6875 → 4.69");
+    assert_eq!(two_weeks.score, 88);
+    assert_eq!(two_weeks.band, HealthBand::Healthy);
+    assert_eq!(two_weeks.components[0].decay_factor, 0.25);
+
     let four_weeks = score(&paid(28.0));
-    assert_eq!(four_weeks.score, 88);
-    assert_eq!(four_weeks.band, HealthBand::Healthy);
+    assert_eq!(four_weeks.total_deduction, 6.09, "3.75 + 2.34375 → 2.34");
+    assert_eq!(four_weeks.score, 94);
+    assert_eq!(four_weeks.components[0].decay_factor, 0.125);
+
+    let a_quarter = score(&paid(89.9));
     assert_eq!(
-        score(&paid(89.9)).score,
-        99,
-        "a quarter later: about 1 % of it is left"
+        a_quarter.total_deduction, 0.29,
+        "a quarter later: about 0.6 % of the open deduction is left"
     );
+    assert_eq!(a_quarter.score, 100);
+    assert_eq!(a_quarter.components.len(), 2, "still listed");
+
     let gone = score(&paid(90.0));
     assert_eq!(gone.score, 100);
     assert!(gone.components.is_empty(), "past the cutoff: not listed");
+}
+
+#[test]
+fn the_default_resolved_initial_factor_is_a_half() {
+    assert_eq!(HealthWeights::default().resolved_initial_factor, 0.5);
+    // Every resolved deduction is half of what it was open, at any age.
+    for days in [0.0, 3.0, 14.0, 45.0] {
+        let keep_all = HealthWeights {
+            resolved_initial_factor: 1.0,
+            ..HealthWeights::default()
+        };
+        let full = health_score(&paid(days), now(), &keep_all);
+        let half = score(&paid(days));
+        for (f, h) in full.components.iter().zip(&half.components) {
+            assert_eq!(h.decay_factor, f.decay_factor / 2.0, "{days} days");
+        }
+    }
+}
+
+#[test]
+fn a_resolved_initial_factor_of_one_keeps_the_old_curve() {
+    let keep_all = HealthWeights {
+        resolved_initial_factor: 1.0,
+        ..HealthWeights::default()
+    };
+    let at = |days| health_score(&paid(days), now(), &keep_all);
+    assert_eq!(at(0.0).score, 51, "just paid: full deduction");
+    assert_eq!(at(0.0).components[0].decay_factor, 1.0);
+    assert_eq!(at(14.0).total_deduction, 24.38);
+    assert_eq!(at(14.0).score, 76);
+    assert_eq!(at(28.0).score, 88);
+    assert_eq!(at(89.9).score, 99);
+    assert!(at(90.0).components.is_empty());
+}
+
+#[test]
+fn a_resolved_initial_factor_of_zero_counts_resolved_signals_for_nothing() {
+    let forget = HealthWeights {
+        resolved_initial_factor: 0.0,
+        ..HealthWeights::default()
+    };
+    forget.validate().unwrap();
+    for days in [0.0, 1.0, 14.0, 89.9] {
+        let health = health_score(&paid(days), now(), &forget);
+        assert_eq!(health.score, 100, "{days} days");
+        assert_eq!(health.total_deduction, 0.0);
+        assert_eq!(health.components.len(), 2, "listed, with no deduction");
+        assert!(health
+            .components
+            .iter()
+            .all(|c| !c.open && c.decay_factor == 0.0 && c.deduction == 0.0));
+    }
+    // Open signals still count fully.
+    let mixed = [
+        open("c", PaymentFailed, Severity::Medium),
+        resolved_days_ago(open("d", DunningInProgress, Severity::High), 0.0),
+    ];
+    let health = health_score(&mixed, now(), &forget);
+    assert_eq!(health.total_deduction, 20.0);
+    assert_eq!(health.score, 80);
 }
 
 #[test]
@@ -119,7 +198,8 @@ fn components_explain_the_score_largest_first() {
         .iter()
         .map(|c| (c.signal_id.as_str(), c.deduction))
         .collect();
-    assert_eq!(parts, [("big", 45.0), ("old", 20.0), ("small", 5.0)]);
+    // "old": 40 × 1.0 × (0.5 initial × 0.5 after one half-life) = 10.
+    assert_eq!(parts, [("big", 45.0), ("old", 10.0), ("small", 5.0)]);
     let big = &health.components[0];
     assert_eq!(big.kind, CancellationRequested);
     assert_eq!(big.weight, 60.0);
@@ -130,8 +210,10 @@ fn components_explain_the_score_largest_first() {
     let old = &health.components[1];
     assert!(!old.open);
     assert_eq!(old.resolved_at, Some(now() - TimeDelta::days(14)));
-    assert_eq!(health.total_deduction, 70.0);
-    assert_eq!(health.score, 30);
+    assert_eq!(old.decay_factor, 0.25);
+    assert_eq!(health.total_deduction, 60.0);
+    assert_eq!(health.score, 40);
+    assert_eq!(health.band, HealthBand::AtRisk);
     assert_eq!(
         health.components.iter().map(|c| c.deduction).sum::<f64>(),
         health.total_deduction
@@ -177,15 +259,43 @@ fn duplicate_records_count_once() {
     assert_eq!(twice.components.len(), 1);
 }
 
+/// Clock skew: the resolution is stamped after `now`. The record says the
+/// signal is resolved, so it counts as resolved just now (initial factor, no
+/// fading yet) rather than as open: the recovery shows on the score computed
+/// right after the payment, whichever replica's clock is ahead.
 #[test]
-fn a_resolution_in_the_future_counts_fully() {
+fn a_resolution_in_the_future_counts_as_just_resolved() {
     let skewed = SignalRecord {
         resolved_at: Some(now() + TimeDelta::minutes(5)),
         ..open("a", PaymentFailed, Severity::High)
     };
-    let health = score(&[skewed]);
-    assert_eq!(health.components[0].decay_factor, 1.0);
-    assert_eq!(health.score, 70);
+    let health = score(std::slice::from_ref(&skewed));
+    assert!(!health.components[0].open);
+    assert_eq!(health.components[0].decay_factor, 0.5);
+    assert_eq!(health.components[0].deduction, 15.0);
+    assert_eq!(health.score, 85);
+    let just_now = resolved_days_ago(open("a", PaymentFailed, Severity::High), 0.0);
+    assert_eq!(
+        health.components[0].decay_factor,
+        score(&[just_now]).components[0].decay_factor
+    );
+    // Open, it would deduct 30 (score 70). And it does not fade before
+    // `now` reaches the stamp.
+    assert_eq!(score(&[open("a", PaymentFailed, Severity::High)]).score, 70);
+    let later = health_score(
+        std::slice::from_ref(&skewed),
+        now() + TimeDelta::minutes(5),
+        &HealthWeights::default(),
+    );
+    assert_eq!(later.components[0].decay_factor, 0.5);
+    // With the old curve (factor 1) it counts fully, as before.
+    let keep_all = HealthWeights {
+        resolved_initial_factor: 1.0,
+        ..HealthWeights::default()
+    };
+    let old = health_score(&[skewed], now(), &keep_all);
+    assert_eq!(old.components[0].decay_factor, 1.0);
+    assert_eq!(old.score, 70);
 }
 
 #[test]
