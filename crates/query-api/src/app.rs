@@ -82,6 +82,7 @@ impl Application {
                     .configure(connections::configure)
                     .configure(crate::oauth::configure)
                     .configure(crate::matching::configure)
+                    .configure(crate::alerts::configure)
             })
             .disable_signals()
             .shutdown_timeout(10)

@@ -1,6 +1,7 @@
 //! `query-api`: the read API, Stripe connections, billing widget and chat commands; owns the
 //! `integration` schema (connections, tokens, audit log).
 
+pub mod alerts;
 pub mod app;
 pub mod audit;
 pub mod auth;
@@ -54,10 +55,17 @@ pub fn spec() -> ServiceSpec {
         migrations: || MIGRATIONS,
         topology: Topology::new()
             .exchange(exchanges::SYNC_JOBS)
-            .exchange(exchanges::MATCHING)
             .queue(
                 QueueSpec::new(queues::QUERY_API_CONNECTIONS)
                     .bind(exchanges::STRIPE_EVENTS, deauthorization::EVENT_TYPE),
-            ),
+            )
+            // The queues of the commands this API sends (declared exactly as their owners
+            // declare them), so a decision or rule waits durably even before the matcher or
+            // risk engine first started.
+            .queue(
+                QueueSpec::new(queues::MATCHER_DECISIONS)
+                    .bind(exchanges::MATCHING, "decision.requested"),
+            )
+            .queue(QueueSpec::new(queues::RISK_RULES).bind(exchanges::RISK, "rule.requested")),
     }
 }

@@ -1,0 +1,311 @@
+//! A CSM types "alert me on payment failures" into query-api's chat; the risk engine stores the
+//! rule; a failed payment on the CSM's account becomes an alert the CSM reads back through the
+//! API. Roles, tenancy and bad commands are refused at the API with nothing published.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use contracts::{v1, Contract};
+use platform::amqp::{Broker, Outgoing, Publisher};
+use platform::testing::{ServiceProcess, TestEnv};
+use platform::CancellationToken;
+use query_api::auth::{Role, TokenKeys};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const JWT: &[u8] = b"alerts-api-test-secret-alerts-api-test!!";
+const TENANT: &str = "tenant-alerts";
+
+async fn publish<M: Contract>(publisher: &Publisher, message: &M, id: &str) {
+    publisher
+        .publish(&Outgoing::protobuf(
+            M::EXCHANGE,
+            message.routing_key(),
+            id,
+            M::TYPE,
+            TENANT,
+            message.encode_to_vec(),
+        ))
+        .await
+        .unwrap();
+}
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls a GET until `check` holds on its `data`.
+    async fn until(&self, path: &str, token: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let mut last = Vec::new();
+        for _ in 0..100 {
+            let (status, body) = self.call(Method::GET, path, Some(token), None).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            last = body["data"].as_array().cloned().unwrap_or_default();
+            if check(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{path} never satisfied the check: {last:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alert_me_on_payment_failures_through_chat() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let env = TestEnv::new();
+    let mut engine =
+        ServiceProcess::spawn(env!("CARGO_BIN_EXE_risk-engine"), "risk_engine", &env, &[]);
+    engine.wait_for_status("/readyz", 200).await;
+    let settings = query_api::settings::QueryApiSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        stripe_api_base: "http://127.0.0.1:1/".into(),
+        stripe_connect_base: "http://127.0.0.1:1/".into(),
+        stripe_livemode: false,
+        allow_secret_keys: false,
+        connect_client_id: String::new(),
+        oauth_redirect_url: "http://127.0.0.1:1/cb".into(),
+        oauth_state_ttl_secs: 600,
+        platform_secret_key: None,
+    };
+    let master = base64::engine::general_purpose::STANDARD.encode([5u8; 32]);
+    let app = query_api::app::Application::build(
+        env.common.clone(),
+        settings,
+        TokenKeys::new(JWT).unwrap(),
+        query_api::crypto::Sealer::new(&[("k1".into(), master)]).unwrap(),
+    )
+    .unwrap();
+    let api = Api {
+        base: format!("http://127.0.0.1:{}", app.port()),
+        client: reqwest::Client::new(),
+    };
+    let readiness = app.readiness();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
+    platform::testing::wait_for_database(&readiness).await;
+    let keys = TokenKeys::new(JWT).unwrap();
+    let ana = keys.mint(TENANT, "csm-ana", &[Role::Csm], 600).unwrap();
+    let bob = keys.mint(TENANT, "csm-bob", &[Role::Csm], 600).unwrap();
+    let admin = keys.mint(TENANT, "admin-al", &[Role::Admin], 600).unwrap();
+    let stranger = keys
+        .mint("tenant-else", "csm-ana", &[Role::Csm], 600)
+        .unwrap();
+
+    // Bad commands: explained, nothing stored.
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/api/chat/commands",
+            Some(&ana),
+            Some(json!({"text": "alert me on the weather"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("payment failures"),
+        "{body}"
+    );
+    assert_eq!(
+        api.call(
+            Method::POST,
+            "/api/chat/commands",
+            None,
+            Some(json!({"text": "alert me on payment failures"}))
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(
+        api.call(
+            Method::POST,
+            "/api/chat/commands",
+            Some(&ana),
+            Some(json!({"text": ""}))
+        )
+        .await
+        .0,
+        400
+    );
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/api/alerts/rules",
+            Some(&bob),
+            Some(json!({"kinds": ["payment_failed"], "csm_user_id": "csm-ana"})),
+        )
+        .await;
+    assert_eq!(status, 403, "a CSM sets only their own rules");
+    for bad in [
+        json!({"kinds": ["weather"]}),
+        json!({"scope": "world"}),
+        json!({"min_severity": "urgent"}),
+        json!({"delivery": "weekly"}),
+        json!({"nonsense": 1}),
+    ] {
+        assert_eq!(
+            api.call(
+                Method::POST,
+                "/api/alerts/rules",
+                Some(&ana),
+                Some(bad.clone())
+            )
+            .await
+            .0,
+            400,
+            "{bad}"
+        );
+    }
+
+    // The command: a rule for Ana, confirmed in words.
+    let (status, reply) = api
+        .call(
+            Method::POST,
+            "/api/chat/commands",
+            Some(&ana),
+            Some(json!({"text": "Alert me on payment failures"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{reply}");
+    assert!(
+        reply["reply"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("payment"),
+        "{reply}"
+    );
+    let rules = api.until("/api/alerts/rules", &ana, |d| d.len() == 1).await;
+    assert_eq!(rules[0]["kinds"], json!(["payment_failed"]));
+    assert_eq!(rules[0]["scope"], "mine");
+    assert_eq!(rules[0]["rule_id"], reply["rule_id"]);
+    // An admin sets one for Bob; other tenants see nothing.
+    let (status, _) = api
+        .call(Method::POST, "/api/alerts/rules", Some(&admin), Some(json!({"kinds": [], "scope": "tenant", "min_severity": "critical", "csm_user_id": "csm-bob"})))
+        .await;
+    assert_eq!(status, 202);
+    api.until("/api/alerts/rules", &bob, |d| d.len() == 1).await;
+    let (_, foreign) = api
+        .call(Method::GET, "/api/alerts/rules", Some(&stranger), None)
+        .await;
+    assert_eq!(foreign["data"], json!([]));
+
+    // A payment fails on Ana's account: she is alerted, once.
+    let broker = Broker::new(env.common.amqp.clone(), risk_engine::spec().topology);
+    broker.connection().await.unwrap();
+    let publisher = Publisher::new(broker.clone());
+    publish(
+        &publisher,
+        &v1::CustomerLinkChanged {
+            tenant_id: TENANT.into(),
+            stripe_account_id: "acct_x".into(),
+            stripe_customer_id: "cus_alert1".into(),
+            account_id_after: "acc_ana".into(),
+            status: "linked".into(),
+            csm_user_id: "csm-ana".into(),
+            version: 1,
+            ..Default::default()
+        },
+        "link-1",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let now = chrono::Utc::now().timestamp();
+    let invoice = v1::InvoiceUpdated {
+        context: Some(v1::FactContext {
+            tenant_id: TENANT.into(),
+            account_id: "acct_x".into(),
+            occurred_at: now,
+            source: "event".into(),
+            event_id: "evt_a".into(),
+        }),
+        stripe_customer_id: "cus_alert1".into(),
+        stripe_invoice_id: "in_alert1".into(),
+        status: "open".into(),
+        amount_due: 12_000,
+        amount_remaining: 12_000,
+        currency: "eur".into(),
+        attempt_count: 1,
+        next_payment_attempt: now + 86_400,
+        ..Default::default()
+    };
+    publish(&publisher, &invoice, "inv-1").await;
+    publish(&publisher, &invoice, "inv-1").await;
+    let alerts = api.until("/api/alerts", &ana, |d| !d.is_empty()).await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["kind"], "payment_failed");
+    assert_eq!(alerts[0]["account_id"], "acc_ana");
+    let (_, bobs) = api.call(Method::GET, "/api/alerts", Some(&bob), None).await;
+    assert_eq!(bobs["data"], json!([]), "Bob's rule wants critical only");
+    let (_, foreign) = api
+        .call(Method::GET, "/api/alerts", Some(&stranger), None)
+        .await;
+    assert_eq!(foreign["data"], json!([]));
+
+    // Ana deletes her rule; Bob cannot delete it for her.
+    let rule_id = rules[0]["rule_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.call(
+            Method::DELETE,
+            &format!("/api/alerts/rules/{rule_id}"),
+            Some(&bob),
+            None
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        api.call(
+            Method::DELETE,
+            "/api/alerts/rules/rule_unknown",
+            Some(&ana),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        api.call(
+            Method::DELETE,
+            &format!("/api/alerts/rules/{rule_id}"),
+            Some(&ana),
+            None
+        )
+        .await
+        .0,
+        202
+    );
+    api.until("/api/alerts/rules", &ana, |d| d.is_empty()).await;
+
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+    assert!(engine.terminate().success());
+    env.cleanup(&[&*broker]).await;
+}
