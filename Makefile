@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/billing-target
 CARGO ?= cargo
 
-.PHONY: demo up down status test test-clean build release fmt lint bench-bus bench-ingress bench-match bench-fake bench-sync deps
+.PHONY: demo up down status test test-clean build release fmt lint bench-bus bench-ingress bench-match bench-fake bench-sync bench-risk deps
 
 ## Everything up on this machine, demo data flowing, results shown.
 demo: deps release
@@ -69,3 +69,10 @@ bench-sync: deps
 	$(CARGO) build --release -p stripe-fake --bins
 	$(CARGO) build --release -p sync-worker --example bench_sync
 	$(CARGO_TARGET_DIR)/release/examples/bench_sync
+
+## Whole-pipeline benchmark: the fake's signed webhooks → ingress → sync worker → risk engine,
+## failed payments at a steady rate; latency from webhook accepted to signal on the risk exchange.
+bench-risk: deps
+	$(CARGO) build --release -p stripe-fake -p ingress -p sync-worker -p risk-engine --bins
+	$(CARGO) build --release -p risk-engine --example bench_risk
+	$(CARGO_TARGET_DIR)/release/examples/bench_risk

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The demo story so far, against what `scripts/up.sh` started: a seeded Stripe book, a payment
-# that fails, its signed webhooks verified and stored by ingress and relayed onto the bus.
-# (Grows as sync, matching, risk and the API land: signals, health, widget, chat.)
+# The demo story, against what `scripts/up.sh` started: Stripe connected and backfilled, CSCX
+# accounts imported and matched to Stripe customers, a CSM asking in chat to be alerted on
+# payment failures, then a payment that fails: signed webhooks → ingress → sync worker →
+# risk engine → signal, alert and billing health. (Widget and read endpoints to come.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FAKE=http://${STRIPE_FAKE_LISTEN:-127.0.0.1:12111}
@@ -73,6 +74,42 @@ for c in json.load(sys.stdin)["customers"]:
     print(json.dumps({"account_id": c["company_id"], "name": c["company_name"], "domains": [c["company_domain"]]}))
 ' >"$ACCOUNTS"
 $BILLINGCTL import-accounts "$ACCOUNTS" --tenant demo | tail -3 | sed 's/^/  /'
+CSM_TOKEN=$($BILLINGCTL token --tenant demo --user demo-csm --role csm)
+api() { curl -s "http://127.0.0.1:8080$1" -H "authorization: Bearer $CSM_TOKEN" "${@:2}"; }
+
+echo
+echo "== Matcher: every Stripe customer linked to its CSCX account (metadata id, email domain, name)"
+customers=$($PSQL -c "SELECT count(*) FROM billing.stripe_customers WHERE tenant_id = 'demo'")
+for _ in $(seq 1 60); do
+  decided=$($PSQL -c "SELECT count(*) FROM matching.customer_links WHERE tenant_id = 'demo'" 2>/dev/null || echo 0)
+  pending=$($PSQL -c "SELECT count(*) FROM matching.pending" 2>/dev/null || echo 1)
+  [[ $decided -ge $customers && $pending -eq 0 ]] && break
+  sleep 0.5
+done
+$PSQL -F ' | ' -c "SELECT status, coalesce(method, '-'), count(*), round(avg(confidence)::numeric, 2) FROM matching.customer_links WHERE tenant_id = 'demo' GROUP BY 1, 2 ORDER BY 3 DESC" | sed 's/^/  /'
+echo "  waiting for a person (GET /api/matching/review):"
+api "/api/matching/review?limit=3" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["data"]:
+    print("    %s  %-9s %s <%s>: %s" % (r["stripe_customer_id"], r["status"], r["customer_name"], r["email"], (r["reason"] or "")[:90]))'
+
+echo
+echo "== A CSM asks in chat: \"alert me on payment failures for all accounts\""
+api /api/chat/commands -X POST -H 'content-type: application/json' \
+  -d '{"text":"alert me on payment failures for all accounts"}' | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print("  reply:", r.get("reply") or r.get("error", {}).get("message"))'
+echo
+echo "== Risk engine: signals raised from the backfilled truth (stored and scored, not alerted: old news)"
+for _ in $(seq 1 40); do
+  n=$($PSQL -c "SELECT count(*) FROM risk.signals WHERE tenant_id = 'demo'" 2>/dev/null || echo 0)
+  [[ $n -gt 0 ]] && break
+  sleep 0.5
+done
+$PSQL -F ' | ' -c "SELECT kind, severity, count(*) FROM risk.account_signals WHERE tenant_id = 'demo' AND resolved_at IS NULL GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 10" | sed 's/^/  /'
+echo "  least healthy accounts:"
+$PSQL -F ' | ' -c "SELECT account_id, score, band FROM risk.account_health WHERE tenant_id = 'demo' ORDER BY score LIMIT 5" | sed 's/^/    /'
 
 # A customer with an active subscription, from the truth file.
 CUSTOMER=$(curl -s "$FAKE/_admin/truth" | python3 -c '
@@ -108,6 +145,27 @@ done
 $PSQL -F ' | ' -c "SELECT stripe_invoice_id, status, attempt_count, amount_remaining, to_char(next_payment_attempt, 'YYYY-MM-DD') FROM billing.stripe_invoices WHERE stripe_customer_id = '$CUSTOMER' ORDER BY created_at DESC LIMIT 2" | sed 's/^/  invoice  /'
 $PSQL -F ' | ' -c "SELECT charge_id, outcome, failure_code, attempt_number FROM billing.payment_attempts WHERE stripe_customer_id = '$CUSTOMER' ORDER BY source_created DESC, attempted_at DESC LIMIT 2" | sed 's/^/  attempt  /'
 $PSQL -F ' | ' -c "SELECT routing_key, count(*) FROM billing.outbox WHERE created_at >= '$started' GROUP BY routing_key ORDER BY 1" | sed 's/^/  fact     /'
+
+echo
+echo "== Risk engine: the failure is a signal on the customer's account, the CSM is alerted, health drops"
+for _ in $(seq 1 40); do
+  n=$($PSQL -c "SELECT count(*) FROM risk.signals WHERE stripe_customer_id = '$CUSTOMER' AND kind = 'payment_failed' AND resolved_at IS NULL")
+  [[ $n -gt 0 ]] && break
+  sleep 0.25
+done
+$PSQL -F ' | ' -c "SELECT kind, severity, coalesce(account_id, '(unlinked)'), summary, to_char(raised_at, 'HH24:MI:SS.MS') FROM risk.account_signals WHERE stripe_customer_id = '$CUSTOMER' AND resolved_at IS NULL ORDER BY raised_at" | sed 's/^/  signal  /'
+$PSQL -F ' | ' -c "SELECT round(extract(epoch FROM (s.raised_at - e.received_at)) * 1000) || ' ms from webhook to signal' FROM risk.signals s JOIN ingress.events e ON e.event_type = 'invoice.payment_failed' AND e.received_at >= '$started' WHERE s.stripe_customer_id = '$CUSTOMER' AND s.kind = 'payment_failed' ORDER BY s.raised_at DESC LIMIT 1" | sed 's/^/  /'
+for _ in $(seq 1 20); do
+  n=$(api /api/alerts | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]))')
+  [[ $n -gt 0 ]] && break
+  sleep 0.25
+done
+echo "  alerts for demo-csm (GET /api/alerts):"
+api /api/alerts | python3 -c '
+import json, sys
+for a in json.load(sys.stdin)["data"][:3]:
+    print("    %s %-8s %s  account %s" % (a["kind"], a["severity"], a["summary"], a["account_id"]))'
+$PSQL -F ' | ' -c "SELECT h.account_id, h.score, h.band, jsonb_array_length(h.components) || ' component(s)' FROM risk.account_health h JOIN risk.links l ON l.tenant_id = h.tenant_id AND l.account_id = h.account_id WHERE l.stripe_customer_id = '$CUSTOMER'" | sed 's/^/  health  /'
 
 echo
 echo "== Ingress metrics"

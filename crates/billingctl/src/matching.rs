@@ -81,7 +81,8 @@ struct Row {
     decided_by: String,
 }
 
-const SELECT: &str = "SELECT stripe_customer_id, status, account_id, method, confidence, email, customer_name, \
+const SELECT: &str =
+    "SELECT stripe_customer_id, status, account_id, method, confidence, email, customer_name, \
      reason, decided_by FROM matching.customer_links";
 
 fn print_row(r: &Row) {
@@ -127,10 +128,10 @@ pub async fn run(common: &CommonSettings, args: MatchArgs) -> anyhow::Result<()>
             .bind::<Text, _>(&customer)
             .load(&mut conn)
             .await?;
-            let Some(row) = rows.first() else {
+            let Some(row) = rows.into_iter().next() else {
                 anyhow::bail!("no customer {customer} in tenant {tenant}");
             };
-            print_row(row);
+            print_row(&row);
             return Ok(());
         }
         MatchAction::Set(d) => (d, Action::Set),

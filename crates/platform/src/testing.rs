@@ -127,6 +127,11 @@ impl ServiceProcess {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// The process id (benchmarks read its peak RSS from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Polls `path` until it answers `status` (30 s at most).
     pub async fn wait_for_status(&mut self, path: &str, status: u16) -> String {
         let client = reqwest::Client::new();

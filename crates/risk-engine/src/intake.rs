@@ -196,11 +196,18 @@ impl Handler for Facts {
                 run!(v1::CustomerUpserted, "customers", |e, conn, at, fact| e
                     .customer(conn, &at, &fact))
             }
-            v1::PaymentMethodUpdated::TYPE => run!(
-                v1::PaymentMethodUpdated,
-                "payment_methods",
-                |e, conn, at, fact| e.payment_method(conn, &at, &fact)
-            ),
+            v1::PaymentMethodUpdated::TYPE => {
+                let peek: v1::PaymentMethodUpdated = decode(message)?;
+                if peek.stripe_customer_id.is_empty() {
+                    // A card that belongs to no customer cannot be anyone's default.
+                    return Ok(());
+                }
+                run!(
+                    v1::PaymentMethodUpdated,
+                    "payment_methods",
+                    |e, conn, at, fact| e.payment_method(conn, &at, &fact)
+                )
+            }
             other => {
                 // A fact kind this release does not use: acknowledged, nothing to do.
                 tracing::debug!(message_type = other, "billing fact ignored");

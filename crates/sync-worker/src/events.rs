@@ -749,22 +749,59 @@ async fn mark_deleted(
     Ok(())
 }
 
+/// Marks the card detached and tells consumers (a detached card can no longer pay, and
+/// Stripe's event no longer names its customer, so the fact carries the one we held).
 async fn detach(
     conn: &mut AsyncPgConnection,
     scope: &Scope,
     id: &str,
     source: &Source,
 ) -> Result<(), ApplyError> {
-    diesel::sql_query(
+    #[derive(diesel::QueryableByName)]
+    struct Detached {
+        #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+        stripe_customer_id: Option<String>,
+        #[diesel(sql_type = Text)]
+        kind: String,
+        #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+        card_brand: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+        card_last4: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::SmallInt>)]
+        exp_month: Option<i16>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::SmallInt>)]
+        exp_year: Option<i16>,
+    }
+    let detached: Vec<Detached> = diesel::sql_query(
         "UPDATE billing.payment_methods SET detached_at = now(), source_created = GREATEST(source_created, $4) \
-         WHERE tenant_id = $1 AND account_id = $2 AND payment_method_id = $3 AND detached_at IS NULL",
+         WHERE tenant_id = $1 AND account_id = $2 AND payment_method_id = $3 AND detached_at IS NULL \
+         RETURNING stripe_customer_id, kind, card_brand, card_last4, exp_month, exp_year",
     )
     .bind::<Text, _>(&scope.tenant_id)
     .bind::<Text, _>(&scope.account_id)
     .bind::<Text, _>(id)
     .bind::<BigInt, _>(source.created)
-    .execute(conn)
+    .load(conn)
     .await?;
+    let facts: Vec<_> = detached
+        .into_iter()
+        .map(|d| {
+            let row = crate::rows::PaymentMethodRow {
+                tenant_id: scope.tenant_id.clone(),
+                account_id: scope.account_id.clone(),
+                payment_method_id: id.to_owned(),
+                stripe_customer_id: d.stripe_customer_id,
+                kind: d.kind,
+                card_brand: d.card_brand,
+                card_last4: d.card_last4,
+                exp_month: d.exp_month,
+                exp_year: d.exp_year,
+                source_created: source.created,
+            };
+            facts::payment_method_detached(&row, source)
+        })
+        .collect();
+    facts::enqueue(conn, &facts).await?;
     Ok(())
 }
 

@@ -156,6 +156,15 @@ pub fn attempt(row: &AttemptRow, source: &Source) -> Outgoing {
 }
 
 pub fn payment_method(row: &PaymentMethodRow, source: &Source) -> Outgoing {
+    payment_method_fact(row, source, false)
+}
+
+/// The card left its customer (`payment_method.detached`): consumers drop it.
+pub fn payment_method_detached(row: &PaymentMethodRow, source: &Source) -> Outgoing {
+    payment_method_fact(row, source, true)
+}
+
+fn payment_method_fact(row: &PaymentMethodRow, source: &Source, detached: bool) -> Outgoing {
     let fact = v1::PaymentMethodUpdated {
         context: context(&row.tenant_id, &row.account_id, source),
         stripe_customer_id: row.stripe_customer_id.clone().unwrap_or_default(),
@@ -164,13 +173,14 @@ pub fn payment_method(row: &PaymentMethodRow, source: &Source) -> Outgoing {
         last4: row.card_last4.clone().unwrap_or_default(),
         exp_month: row.exp_month.map_or(0, i32::from),
         exp_year: row.exp_year.map_or(0, i32::from),
-        detached: false,
+        detached,
     };
     let id = format!(
-        "payment_method:{}:{}:{}",
+        "payment_method:{}:{}:{}{}",
         row.account_id,
         row.payment_method_id,
-        cause(source)
+        cause(source),
+        if detached { ":detached" } else { "" }
     );
     message(&fact, &row.tenant_id, id)
 }
