@@ -126,8 +126,9 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("invalid configuration `BILLING_MASTER_KEYS`: {e}"))?;
             let pool = platform::db::pool(&common.database)?;
             let n = query_api::connections::reseal_all(&pool, &sealer).await?;
+            let hooks = query_api::alert_webhook::reseal_all(&pool, &sealer).await?;
             println!(
-                "re-sealed {n} secret(s) with key `{}`",
+                "re-sealed {n} Stripe secret(s) and {hooks} alert webhook secret(s) with key `{}`",
                 sealer.current_key_id()
             );
         }

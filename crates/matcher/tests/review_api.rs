@@ -84,6 +84,7 @@ async fn people_review_and_decide_through_the_api() {
         stripe_connect_base: "http://127.0.0.1:1/".into(),
         stripe_livemode: false,
         allow_secret_keys: false,
+        allow_http_alert_webhooks: false,
         connect_client_id: String::new(),
         oauth_redirect_url: "http://127.0.0.1:1/cb".into(),
         oauth_state_ttl_secs: 600,

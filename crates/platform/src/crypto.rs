@@ -19,6 +19,12 @@ pub fn connection_context(tenant: &str, connection_id: uuid::Uuid) -> String {
     format!("connection:{tenant}:{connection_id}")
 }
 
+/// Associated data of a tenant's alert-webhook signing secret (`integration.alert_webhooks`),
+/// sealed by query-api and opened by the risk engine.
+pub fn alert_webhook_context(tenant: &str) -> String {
+    format!("alert-webhook:{tenant}")
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {
     #[error("master key `{0}` must be 32 bytes, base64-encoded")]

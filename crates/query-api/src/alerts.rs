@@ -338,6 +338,13 @@ pub struct AlertView {
     /// Set once the signal's cause cleared.
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub resolved_at: Option<DateTime<Utc>>,
+    /// Delivery to the tenant's webhook: pending, delivered, failed, skipped (none configured).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub webhook_status: Option<String>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Integer>)]
+    pub webhook_attempts: Option<i32>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub webhook_delivered_at: Option<DateTime<Utc>>,
 }
 
 async fn list_alerts(
@@ -355,8 +362,8 @@ async fn list_alerts(
     }
     let mut conn = state.conn().await?;
     let alerts: Vec<AlertView> = diesel::sql_query(
-        "SELECT alert_id, rule_id, delivery, created_at, signal_id, kind, severity, summary, account_id, resolved_at \
-         FROM risk.csm_alerts WHERE tenant_id = $1 AND csm_user_id = $2 ORDER BY created_at DESC LIMIT $3",
+        "SELECT alert_id, rule_id, delivery, created_at, signal_id, kind, severity, summary, account_id, resolved_at, \
+         webhook_status, webhook_attempts, webhook_delivered_at FROM risk.csm_alerts WHERE tenant_id = $1 AND csm_user_id = $2 ORDER BY created_at DESC LIMIT $3",
     )
     .bind::<Text, _>(caller.tenant.as_str())
     .bind::<Text, _>(&csm)

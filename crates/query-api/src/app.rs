@@ -83,6 +83,7 @@ impl Application {
                     .configure(crate::oauth::configure)
                     .configure(crate::matching::configure)
                     .configure(crate::alerts::configure)
+                    .configure(crate::alert_webhook::configure)
             })
             .disable_signals()
             .shutdown_timeout(10)

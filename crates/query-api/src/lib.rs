@@ -1,6 +1,7 @@
 //! `query-api`: the read API, Stripe connections, billing widget and chat commands; owns the
 //! `integration` schema (connections, tokens, audit log).
 
+pub mod alert_webhook;
 pub mod alerts;
 pub mod app;
 pub mod audit;

@@ -16,6 +16,9 @@ pub struct QueryApiSettings {
     pub stripe_livemode: bool,
     /// Accept full secret keys (`sk_…`) — dev/demo only, logged as a warning.
     pub allow_secret_keys: bool,
+    /// Accept `http://` alert webhook URLs (dev/tests); production requires `https://`.
+    #[serde(default)]
+    pub allow_http_alert_webhooks: bool,
     /// Connect platform client id (`ca_…`); empty disables Connect OAuth.
     /// `STRIPE_CONNECT_CLIENT_ID` overrides.
     #[serde(default)]

@@ -57,6 +57,7 @@ impl TestApp {
             stripe_connect_base: fake.base_url(),
             stripe_livemode: false,
             allow_secret_keys: false,
+            allow_http_alert_webhooks: false,
             connect_client_id: "ca_fake".into(),
             oauth_redirect_url: "http://127.0.0.1:1/api/integrations/stripe/callback".into(),
             oauth_state_ttl_secs: 600,

@@ -51,6 +51,7 @@ impl TestApp {
             stripe_connect_base: fake.base_url(),
             stripe_livemode: false,
             allow_secret_keys,
+            allow_http_alert_webhooks: false,
             connect_client_id: "ca_fake".into(),
             oauth_redirect_url: "http://127.0.0.1:1/api/integrations/stripe/callback".into(),
             oauth_state_ttl_secs: 600,
@@ -403,6 +404,27 @@ async fn rotating_the_master_key_reseals_every_secret() {
         .await;
     assert_eq!(status, 201, "{body}");
     let id = uuid::Uuid::parse_str(body["id"].as_str().unwrap()).unwrap();
+    let (status, hook) = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/alerts/webhook",
+            Some(&app.token("tenant-a", Role::Admin)),
+            Some(serde_json::json!({"url": "https://hooks.example.com/cscx"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{hook}");
+    let (status, _) = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/alerts/webhook",
+            Some(&app.token("tenant-a", Role::Admin)),
+            Some(serde_json::json!({"url": "http://hooks.example.com/cscx"})),
+        )
+        .await;
+    assert_eq!(
+        status, 400,
+        "https required unless the operator allows http"
+    );
 
     let new_key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
     let mut keys = vec![("k2".to_string(), new_key.clone())];
@@ -421,6 +443,18 @@ async fn rotating_the_master_key_reseals_every_secret() {
             .unwrap(),
         0,
         "idempotent"
+    );
+    assert_eq!(
+        query_api::alert_webhook::reseal_all(&pool, &rotated)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        query_api::alert_webhook::reseal_all(&pool, &rotated)
+            .await
+            .unwrap(),
+        0
     );
 
     #[derive(QueryableByName)]
@@ -454,6 +488,23 @@ async fn rotating_the_master_key_reseals_every_secret() {
             .unwrap(),
         b"rk_test_fake"
     );
+    let hook_row: Secret = diesel::sql_query(
+        "SELECT secret_sealed, secret_key_id FROM integration.alert_webhooks WHERE tenant_id = 'tenant-a'",
+    )
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(hook_row.secret_key_id, "k2");
+    let opened = only_new
+        .open(
+            &Sealed {
+                key_id: hook_row.secret_key_id,
+                bytes: hook_row.secret_sealed,
+            },
+            &platform::crypto::alert_webhook_context("tenant-a"),
+        )
+        .unwrap();
+    assert_eq!(opened, hook["secret"].as_str().unwrap().as_bytes());
     app.stop().await;
 }
 

@@ -111,6 +111,22 @@ pub async fn for_signal(
         .execute(conn)
         .await?;
         if inserted == 1 {
+            // Delivered to the tenant's webhook: at once, or at the end of the CSM's digest hour.
+            let due = match rule.digest {
+                DigestMode::Immediate => now,
+                DigestMode::Hourly => domain::risk::digest_window(now).end,
+            };
+            diesel::sql_query(
+                "INSERT INTO risk.alert_deliveries (alert_id, tenant_id, csm_user_id, digest, next_attempt_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind::<SqlUuid, _>(id)
+            .bind::<Text, _>(tenant)
+            .bind::<Text, _>(&rule.csm_user_id)
+            .bind::<diesel::sql_types::Bool, _>(rule.digest == DigestMode::Hourly)
+            .bind::<Timestamptz, _>(due)
+            .execute(conn)
+            .await?;
             metrics::counter!("risk_alerts_created_total", "kind" => kind.as_str()).increment(1);
             created.push(NewAlert {
                 id,

@@ -7,6 +7,7 @@
 //! every customer again daily.
 
 pub mod alerts;
+pub mod delivery;
 pub mod engine;
 pub mod events;
 pub mod health;
@@ -38,6 +39,14 @@ pub struct RiskEngineSettings {
     /// Seconds between scans of every customer (cards, late invoices, ageing signals).
     #[serde(default = "default_scan_interval")]
     pub scan_interval_secs: u64,
+    /// Alert webhook delivery: first retry delay (doubling, at most an hour), attempts before
+    /// `failed`, and the per-request timeout.
+    #[serde(default = "default_retry_base_ms")]
+    pub delivery_retry_base_ms: u64,
+    #[serde(default = "default_max_attempts")]
+    pub delivery_max_attempts: i32,
+    #[serde(default = "default_delivery_timeout")]
+    pub delivery_timeout_secs: u64,
     /// `[risk_engine.rules]`: severity thresholds (see docs/risk-model.md).
     #[serde(default)]
     pub rules: RiskConfig,
@@ -48,6 +57,18 @@ pub struct RiskEngineSettings {
 
 fn default_scan_interval() -> u64 {
     3600
+}
+
+fn default_retry_base_ms() -> u64 {
+    5_000
+}
+
+fn default_max_attempts() -> i32 {
+    10
+}
+
+fn default_delivery_timeout() -> u64 {
+    10
 }
 
 #[derive(Debug, Clone)]
@@ -93,8 +114,12 @@ pub fn spec() -> ServiceSpec {
     }
 }
 
-/// The consumers, the daily scan and the outbox relay.
-pub fn consumers(settings: &Settings) -> StartConsumers {
+/// The consumers, the daily scan, the alert deliverer and the outbox relay. `sealer` opens
+/// tenants' webhook secrets; without it alerts go out on the bus only.
+pub fn consumers(
+    settings: &Settings,
+    sealer: Option<Arc<platform::crypto::Sealer>>,
+) -> StartConsumers {
     let settings = settings.clone();
     Box::new(move |pool, broker, cancel| {
         let amqp = &settings.common.amqp;
@@ -118,8 +143,21 @@ pub fn consumers(settings: &Settings) -> StartConsumers {
             pool: pool.clone(),
             relay: wake.clone(),
         });
+        let deliverer = delivery::Deliverer {
+            pool: pool.clone(),
+            sealer,
+            http: reqwest::Client::new(),
+            options: delivery::DeliveryOptions {
+                retry_base: Duration::from_millis(settings.risk_engine.delivery_retry_base_ms),
+                max_attempts: settings.risk_engine.delivery_max_attempts,
+                timeout: Duration::from_secs(settings.risk_engine.delivery_timeout_secs),
+                ..Default::default()
+            },
+            wake: Arc::new(tokio::sync::Notify::new()),
+        };
         vec![
             tokio::spawn(relay.run(cancel.clone())),
+            tokio::spawn(deliverer.run(cancel.clone())),
             tokio::spawn(scan::run(
                 pool,
                 engine,

@@ -1,7 +1,9 @@
 //! A CSM types "alert me on payment failures" into query-api's chat; the risk engine stores the
 //! rule; a failed payment on the CSM's account becomes an alert the CSM reads back through the
-//! API. Roles, tenancy and bad commands are refused at the API with nothing published.
+//! API and that reaches the tenant's webhook, signed, once, after a retry. Roles, tenancy, bad
+//! commands and bad URLs are refused at the API with nothing published.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -71,25 +73,87 @@ impl Api {
     }
 }
 
+/// What the tenant's webhook receiver saw: (signature header, idempotency key, body, answered).
+type Received = Arc<Mutex<Vec<(Option<String>, Option<String>, Vec<u8>, u16)>>>;
+
+/// A receiver that fails its first request (503) and accepts the rest.
+fn receiver() -> (String, Received, actix_web::dev::ServerHandle) {
+    let received: Received = Arc::default();
+    let seen = received.clone();
+    let server = actix_web::HttpServer::new(move || {
+        let seen = seen.clone();
+        actix_web::App::new().route(
+            "/hooks/cscx",
+            actix_web::web::post().to(
+                move |req: actix_web::HttpRequest, body: actix_web::web::Bytes| {
+                    let seen = seen.clone();
+                    async move {
+                        let header = |name: &str| {
+                            req.headers()
+                                .get(name)
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_owned)
+                        };
+                        let mut seen = seen.lock().unwrap();
+                        let status = if seen.is_empty() { 503 } else { 200 };
+                        seen.push((
+                            header("cscx-signature"),
+                            header("idempotency-key"),
+                            body.to_vec(),
+                            status,
+                        ));
+                        actix_web::HttpResponse::build(
+                            actix_web::http::StatusCode::from_u16(status).unwrap(),
+                        )
+                        .finish()
+                    }
+                },
+            ),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let port = server.addrs()[0].port();
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (
+        format!("http://127.0.0.1:{port}/hooks/cscx"),
+        received,
+        handle,
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn alert_me_on_payment_failures_through_chat() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let env = TestEnv::new();
-    let mut engine =
-        ServiceProcess::spawn(env!("CARGO_BIN_EXE_risk-engine"), "risk_engine", &env, &[]);
+    let master = base64::engine::general_purpose::STANDARD.encode([5u8; 32]);
+    let keys_env = format!("k1:{master}");
+    let mut engine = ServiceProcess::spawn(
+        env!("CARGO_BIN_EXE_risk-engine"),
+        "risk_engine",
+        &env,
+        &[
+            ("BILLING_MASTER_KEYS", keys_env.as_str()),
+            ("BILLING__RISK_ENGINE__DELIVERY_RETRY_BASE_MS", "200"),
+        ],
+    );
     engine.wait_for_status("/readyz", 200).await;
+    let (hook_url, received, hook_server) = receiver();
     let settings = query_api::settings::QueryApiSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         stripe_api_base: "http://127.0.0.1:1/".into(),
         stripe_connect_base: "http://127.0.0.1:1/".into(),
         stripe_livemode: false,
         allow_secret_keys: false,
+        allow_http_alert_webhooks: true,
         connect_client_id: String::new(),
         oauth_redirect_url: "http://127.0.0.1:1/cb".into(),
         oauth_state_ttl_secs: 600,
         platform_secret_key: None,
     };
-    let master = base64::engine::general_purpose::STANDARD.encode([5u8; 32]);
     let app = query_api::app::Application::build(
         env.common.clone(),
         settings,
@@ -215,6 +279,59 @@ async fn alert_me_on_payment_failures_through_chat() {
         .await;
     assert_eq!(foreign["data"], json!([]));
 
+    // The tenant's webhook: admins only, https unless allowed (allowed here), no credentials;
+    // the secret is shown once.
+    let hook = json!({"url": hook_url});
+    assert_eq!(
+        api.call(
+            Method::PUT,
+            "/api/alerts/webhook",
+            Some(&ana),
+            Some(hook.clone())
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        api.call(Method::GET, "/api/alerts/webhook", Some(&admin), None)
+            .await
+            .0,
+        404
+    );
+    for bad in [
+        "ftp://example.com/x",
+        "http://user:pw@127.0.0.1/x",
+        "nonsense",
+    ] {
+        assert_eq!(
+            api.call(
+                Method::PUT,
+                "/api/alerts/webhook",
+                Some(&admin),
+                Some(json!({"url": bad}))
+            )
+            .await
+            .0,
+            400,
+            "{bad}"
+        );
+    }
+    let (status, set) = api
+        .call(Method::PUT, "/api/alerts/webhook", Some(&admin), Some(hook))
+        .await;
+    assert_eq!(status, 200, "{set}");
+    let secret = set["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let (_, shown) = api
+        .call(Method::GET, "/api/alerts/webhook", Some(&admin), None)
+        .await;
+    assert_eq!(shown["url"], hook_url.as_str());
+    assert!(
+        !shown.to_string().contains(&secret),
+        "the secret is never shown again"
+    );
+
     // A payment fails on Ana's account: she is alerted, once.
     let broker = Broker::new(env.common.amqp.clone(), risk_engine::spec().topology);
     broker.connection().await.unwrap();
@@ -260,6 +377,59 @@ async fn alert_me_on_payment_failures_through_chat() {
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["kind"], "payment_failed");
     assert_eq!(alerts[0]["account_id"], "acc_ana");
+    // …and the alert reached the webhook: refused once (503), retried, delivered, signed.
+    let mut delivered = Vec::new();
+    for _ in 0..100 {
+        delivered = received.lock().unwrap().clone();
+        if delivered.iter().any(|d| d.3 == 200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        delivered.len(),
+        2,
+        "one refusal, one delivery: {delivered:?}"
+    );
+    let verifier = domain::webhook_signature::Verifier::new(&[secret.as_str()], 300);
+    for (signature, key, body, _) in &delivered {
+        verifier
+            .verify(
+                signature.as_deref(),
+                body.clone(),
+                chrono::Utc::now().timestamp(),
+            )
+            .expect("signed with the tenant's secret");
+        assert_eq!(
+            key.as_deref(),
+            alerts[0]["alert_id"].as_str(),
+            "idempotency key = alert id"
+        );
+    }
+    let payload: Value = serde_json::from_slice(&delivered[1].2).unwrap();
+    assert_eq!(payload["type"], "alert.created");
+    assert_eq!(payload["alert"]["kind"], "payment_failed");
+    assert_eq!(payload["alert"]["csm_user_id"], "csm-ana");
+    let state = api
+        .until("/api/alerts", &ana, |d| {
+            d[0]["webhook_status"] == "delivered"
+        })
+        .await;
+    assert_eq!(state[0]["webhook_attempts"], 2);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        received.lock().unwrap().len(),
+        2,
+        "nothing after the delivery"
+    );
+    assert!(verifier
+        .verify(
+            delivered[1].0.as_deref(),
+            b"tampered".to_vec(),
+            chrono::Utc::now().timestamp()
+        )
+        .is_err());
+
     let (_, bobs) = api.call(Method::GET, "/api/alerts", Some(&bob), None).await;
     assert_eq!(bobs["data"], json!([]), "Bob's rule wants critical only");
     let (_, foreign) = api
@@ -306,6 +476,7 @@ async fn alert_me_on_payment_failures_through_chat() {
 
     cancel.cancel();
     task.await.unwrap().unwrap();
+    hook_server.stop(true).await;
     assert!(engine.terminate().success());
     env.cleanup(&[&*broker]).await;
 }

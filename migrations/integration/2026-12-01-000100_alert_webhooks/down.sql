@@ -1,0 +1,2 @@
+DROP VIEW integration.alert_webhook_endpoints;
+DROP TABLE alert_webhooks;
