@@ -240,8 +240,12 @@ async fn signals_alerts_and_health_from_billing_facts() {
     .await;
     h.send(&invoice(t0 + 1, "open", 1, 49_000, t0 + 7 * 86_400))
         .await;
-    h.wait("payment failure raised and alerted", |s| {
-        s.raised.iter().any(|r| r.kind == "payment_failed")
+    // The charge and the invoice facts race (prefetch): the signal carries the decline code
+    // once both are in, whichever came first.
+    h.wait("payment failure raised, with its code, and alerted", |s| {
+        s.raised
+            .iter()
+            .any(|r| r.kind == "payment_failed" && r.evidence_json.contains("card_declined"))
             && s.raised.iter().any(|r| r.kind == "dunning_in_progress")
             && !s.alerts.is_empty()
             && s.health.iter().any(|hc| hc.score < 100)
@@ -251,6 +255,7 @@ async fn signals_alerts_and_health_from_billing_facts() {
         .seen
         .raised
         .iter()
+        .rev()
         .find(|r| r.kind == "payment_failed")
         .unwrap()
         .clone();
@@ -278,7 +283,7 @@ async fn signals_alerts_and_health_from_billing_facts() {
     h.wait("escalation", |s| {
         s.raised
             .iter()
-            .any(|r| r.kind == "payment_failed" && r.escalated)
+            .any(|r| r.kind == "payment_failed" && r.escalated && r.severity == "high")
     })
     .await;
     let escalated = h

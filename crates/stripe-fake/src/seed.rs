@@ -1465,7 +1465,7 @@ fn mrr_rules() -> BTreeMap<String, String> {
         ("tiers", "evaluated at the quantity (volume: one tier; graduated: sum), flat amounts included"),
         ("coupons", "forever reduces (percent, or amount_off per interval floored at 0); once and repeating do not"),
         ("cancel_at_period_end", "counts 0 once cancellation is requested (Stripe's default)"),
-        ("rounding", "exact rational sum per customer and currency, rounded once half-up to the minor unit"),
+        ("rounding", "exact rational per subscription, rounded once half-up to the minor unit; a customer's MRR is the sum of its subscriptions' (totals round once over everything)"),
         ("currencies", "per currency in minor units (jpy is zero-decimal); never converted"),
         ("failed_payment_attempts", "charges with status=failed"),
         ("expiring_soon", "card expires at the end of the current or next calendar month, not yet expired"),
@@ -1605,7 +1605,12 @@ fn compute_truth(
                 has_metadata_account_id: c.metadata.contains_key("cscx_account_id"),
                 currency: c.currency.clone().unwrap_or_default(),
                 delinquent: c.delinquent,
-                mrr: crate::mrr::mrr_by_currency(subs.iter().copied()),
+                // The sum of the subscriptions' rounded MRR, so a customer's figure is what its
+                // subscriptions add up to on screen (the billing view's rule).
+                mrr: sub_truth.iter().fold(BTreeMap::new(), |mut acc, s| {
+                    *acc.entry(s.currency.clone()).or_insert(0) += s.mrr;
+                    acc
+                }),
                 subscriptions: sub_truth,
                 invoice_counts,
                 failed_payment_attempts: failed,

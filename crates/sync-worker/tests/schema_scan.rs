@@ -87,6 +87,37 @@ const ALLOWED: &[(&str, &str, &str, &str)] = &[
         "secret_hint",
         "a masked hint (`rk_test_…abcd`): key type and last four characters",
     ),
+    (
+        "integration",
+        "alert_webhooks",
+        "secret_sealed",
+        "AES-256-GCM ciphertext of the tenant's alert-signing secret, bound to the tenant \
+         (platform::crypto::alert_webhook_context)",
+    ),
+    (
+        "integration",
+        "alert_webhook_endpoints",
+        "secret_sealed",
+        "the same ciphertext through the risk engine's view",
+    ),
+    (
+        "integration",
+        "alert_webhooks",
+        "secret_key_id",
+        "the id of the master key that sealed the secret, not key material",
+    ),
+    (
+        "integration",
+        "alert_webhook_endpoints",
+        "secret_key_id",
+        "the same key id through the risk engine's view",
+    ),
+    (
+        "integration",
+        "alert_webhooks",
+        "secret_hint",
+        "a masked hint (`whsec_…abcd`): the last four characters",
+    ),
 ];
 
 /// Every service that owns a schema, so a new schema is scanned without editing this test.
