@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use contracts::{v1, Contract as _};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
-use domain::TenantId;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt as _;
 use platform::amqp::{HandleError, Handler, Incoming};
@@ -25,27 +24,6 @@ use crate::decide::{KnownCustomer, Manual};
 use crate::store::{self, AccountRow, DecisionLogEntry};
 
 const SCHEMA: &str = "matching";
-
-/// The tenant a message belongs to (its `tenant_id` header), validated.
-fn tenant_of(message: &Incoming) -> Result<TenantId, HandleError> {
-    let raw = message.tenant_id.as_deref().unwrap_or_default();
-    TenantId::parse(raw).map_err(|e| {
-        HandleError::permanent(anyhow::anyhow!(
-            "message {} has no valid tenant_id header ({raw:?}: {e})",
-            message.message_id
-        ))
-    })
-}
-
-fn decode<M: prost::Message + Default>(message: &Incoming) -> Result<M, HandleError> {
-    M::decode(message.payload.as_slice()).map_err(|e| {
-        HandleError::permanent(anyhow::anyhow!(
-            "message {} is not a valid {}: {e}",
-            message.message_id,
-            std::any::type_name::<M>()
-        ))
-    })
-}
 
 /// Runs `apply` in a transaction after recording the message in the inbox; a repeat is
 /// skipped. `apply` returns whether re-match work was queued.
@@ -86,12 +64,12 @@ pub struct Accounts {
 
 impl Handler for Accounts {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
-        let tenant = tenant_of(message)?;
+        let tenant = message.tenant()?;
         let tenant = tenant.as_str();
         if message.message_type == v1::CscxAccountDeleted::TYPE
             || message.routing_key == "account.deleted"
         {
-            let deleted: v1::CscxAccountDeleted = decode(message)?;
+            let deleted: v1::CscxAccountDeleted = message.decode()?;
             if deleted.account_id.trim().is_empty() {
                 return Err(HandleError::permanent(anyhow::anyhow!(
                     "account deletion without an account_id"
@@ -116,7 +94,7 @@ impl Handler for Accounts {
             })
             .await;
         }
-        let account: v1::CscxAccountUpserted = decode(message)?;
+        let account: v1::CscxAccountUpserted = message.decode()?;
         let row = account_row(&account)?;
         let tenant = tenant.to_owned();
         once(&self.pool, "accounts", message, &self.wake, move |conn| {
@@ -181,9 +159,9 @@ pub struct Customers {
 
 impl Handler for Customers {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
-        let tenant = tenant_of(message)?;
+        let tenant = message.tenant()?;
         let tenant = tenant.as_str();
-        let fact: v1::CustomerUpserted = decode(message)?;
+        let fact: v1::CustomerUpserted = message.decode()?;
         let context = fact.context.clone().unwrap_or_default();
         if !context.tenant_id.is_empty() && context.tenant_id != tenant {
             return Err(HandleError::permanent(anyhow::anyhow!(
@@ -229,9 +207,9 @@ pub struct Decisions {
 impl Handler for Decisions {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
         use v1::manual_decision_requested::Action;
-        let tenant = tenant_of(message)?;
+        let tenant = message.tenant()?;
         let tenant = tenant.as_str();
-        let request: v1::ManualDecisionRequested = decode(message)?;
+        let request: v1::ManualDecisionRequested = message.decode()?;
         let action = Action::try_from(request.action).unwrap_or(Action::Unspecified);
         if request.stripe_customer_id.is_empty() || request.actor.trim().is_empty() {
             return Err(HandleError::permanent(anyhow::anyhow!(

@@ -4,12 +4,10 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use contracts::{v1, Contract};
 use platform::amqp::{Broker, Outgoing, Publisher};
 use platform::testing::{ServiceProcess, TestEnv};
-use platform::CancellationToken;
-use query_api::auth::{Role, TokenKeys};
+use query_api::auth::Role;
 use serde_json::{json, Value};
 
 const JWT: &[u8] = b"review-api-test-secret-review-api-test!!";
@@ -45,32 +43,6 @@ fn customer(id: &str, email: &str, name: &str, at: i64) -> v1::CustomerUpserted 
     }
 }
 
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn people_review_and_decide_through_the_api() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -78,34 +50,13 @@ async fn people_review_and_decide_through_the_api() {
     let mut matcher = ServiceProcess::spawn(env!("CARGO_BIN_EXE_matcher"), "matcher", &env, &[]);
     matcher.wait_for_status("/readyz", 200).await;
 
-    let settings = query_api::settings::QueryApiSettings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        stripe_api_base: "http://127.0.0.1:1/".into(),
-        stripe_connect_base: "http://127.0.0.1:1/".into(),
-        stripe_livemode: false,
-        allow_secret_keys: false,
-        allow_http_alert_webhooks: false,
-        connect_client_id: String::new(),
-        oauth_redirect_url: "http://127.0.0.1:1/cb".into(),
-        oauth_state_ttl_secs: 600,
-        platform_secret_key: None,
-    };
-    let master = base64::engine::general_purpose::STANDARD.encode([3u8; 32]);
-    let app = query_api::app::Application::build(
+    let api = query_api::testing::InProcess::start(
         env.common.clone(),
-        settings,
-        TokenKeys::new(JWT).unwrap(),
-        query_api::crypto::Sealer::new(&[("k1".into(), master)]).unwrap(),
+        query_api::testing::settings(false),
+        JWT,
+        [3u8; 32],
     )
-    .unwrap();
-    let api = Api {
-        base: format!("http://127.0.0.1:{}", app.port()),
-        client: reqwest::Client::new(),
-    };
-    let readiness = app.readiness();
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
-    platform::testing::wait_for_database(&readiness).await;
+    .await;
 
     let broker = Broker::new(env.common.amqp.clone(), matcher::spec().topology);
     broker.connection().await.unwrap();
@@ -143,7 +94,7 @@ async fn people_review_and_decide_through_the_api() {
     )
     .await;
 
-    let keys = TokenKeys::new(JWT).unwrap();
+    let keys = &api.keys;
     let admin = keys.mint(TENANT, "admin-ann", &[Role::Admin], 600).unwrap();
     let csm = keys.mint(TENANT, "csm-carl", &[Role::Csm], 600).unwrap();
     let stranger = keys
@@ -312,8 +263,7 @@ async fn people_review_and_decide_through_the_api() {
         "only the accepted decision is audited as requested"
     );
 
-    cancel.cancel();
-    task.await.unwrap().unwrap();
+    api.stop().await;
     assert!(matcher.terminate().success());
     env.cleanup(&[&*broker]).await;
 }

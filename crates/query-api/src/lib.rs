@@ -15,6 +15,8 @@ pub mod schema;
 pub mod settings;
 pub mod stripe_keys;
 pub mod sync_jobs;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// The sealer lives in `platform` because the sync worker opens what this service seals.
 pub use platform::crypto;

@@ -262,8 +262,8 @@ impl Deliverer {
             )
         } else {
             let alert = alerts
-                .iter()
-                .next()
+                .as_slice()
+                .first()
                 .ok_or_else(|| anyhow::anyhow!("alert vanished"))?;
             (
                 alert.alert_id.to_string(),

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use contracts::{v1, Contract as _};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use domain::risk::{AlertRule, Severity, SignalKind};
-use domain::TenantId;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt as _;
 use platform::amqp::{HandleError, Handler, Incoming, Outgoing};
@@ -26,26 +25,6 @@ use crate::engine::{Engine, EngineError, FactOrigin};
 use crate::events;
 
 const SCHEMA: &str = "risk";
-
-fn tenant_of(message: &Incoming) -> Result<TenantId, HandleError> {
-    let raw = message.tenant_id.as_deref().unwrap_or_default();
-    TenantId::parse(raw).map_err(|e| {
-        HandleError::permanent(anyhow::anyhow!(
-            "message {} has no valid tenant_id header ({raw:?}: {e})",
-            message.message_id
-        ))
-    })
-}
-
-fn decode<M: prost::Message + Default>(message: &Incoming) -> Result<M, HandleError> {
-    M::decode(message.payload.as_slice()).map_err(|e| {
-        HandleError::permanent(anyhow::anyhow!(
-            "message {} is not a valid {}: {e}",
-            message.message_id,
-            std::any::type_name::<M>()
-        ))
-    })
-}
 
 /// Why a message was not applied, sorted into retry or dead-letter.
 #[derive(Debug, thiserror::Error)]
@@ -138,12 +117,12 @@ impl Facts {
 
 impl Handler for Facts {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
-        let tenant = tenant_of(message)?;
+        let tenant = message.tenant()?;
         let tenant = tenant.as_str();
         let engine = self.engine.clone();
         macro_rules! run {
             ($ty:ty, $consumer:literal, |$engine:ident, $conn:ident, $at:ident, $fact:ident| $body:expr) => {{
-                let $fact: $ty = decode(message)?;
+                let $fact: $ty = message.decode()?;
                 let $at = Self::origin(
                     message,
                     tenant,
@@ -167,7 +146,7 @@ impl Handler for Facts {
                     .invoice(conn, &at, &fact))
             }
             v1::PaymentAttempted::TYPE => {
-                let fact: v1::PaymentAttempted = decode(message)?;
+                let fact: v1::PaymentAttempted = message.decode()?;
                 if fact.succeeded {
                     // A success settles nothing by itself: the invoice's own update does.
                     return Ok(());
@@ -197,7 +176,7 @@ impl Handler for Facts {
                     .customer(conn, &at, &fact))
             }
             v1::PaymentMethodUpdated::TYPE => {
-                let peek: v1::PaymentMethodUpdated = decode(message)?;
+                let peek: v1::PaymentMethodUpdated = message.decode()?;
                 if peek.stripe_customer_id.is_empty() {
                     // A card that belongs to no customer cannot be anyone's default.
                     return Ok(());
@@ -226,8 +205,8 @@ pub struct Links {
 
 impl Handler for Links {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
-        let tenant = tenant_of(message)?;
-        let fact: v1::CustomerLinkChanged = decode(message)?;
+        let tenant = message.tenant()?;
+        let fact: v1::CustomerLinkChanged = message.decode()?;
         if fact.tenant_id != tenant.as_str() || fact.stripe_customer_id.is_empty() {
             return Err(HandleError::permanent(anyhow::anyhow!(
                 "link {} does not match its tenant header or names no customer",
@@ -305,8 +284,8 @@ pub fn rule_of(request: &v1::AlertRuleRequested) -> Result<Option<AlertRule>, St
 
 impl Handler for Rules {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
-        let tenant = tenant_of(message)?.into_string();
-        let request: v1::AlertRuleRequested = decode(message)?;
+        let tenant = message.tenant()?.into_string();
+        let request: v1::AlertRuleRequested = message.decode()?;
         let rule = rule_of(&request).map_err(|e| HandleError::permanent(anyhow::anyhow!(e)))?;
         once(&self.pool, "rules", message, &self.relay, move |conn| {
             async move {

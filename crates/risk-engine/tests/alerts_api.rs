@@ -10,8 +10,7 @@ use base64::Engine as _;
 use contracts::{v1, Contract};
 use platform::amqp::{Broker, Outgoing, Publisher};
 use platform::testing::{ServiceProcess, TestEnv};
-use platform::CancellationToken;
-use query_api::auth::{Role, TokenKeys};
+use query_api::auth::Role;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -32,45 +31,24 @@ async fn publish<M: Contract>(publisher: &Publisher, message: &M, id: &str) {
         .unwrap();
 }
 
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
+/// Polls a GET until `check` holds on its `data`.
+async fn until(
+    api: &query_api::testing::InProcess,
+    path: &str,
+    token: &str,
+    check: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let mut last = Vec::new();
+    for _ in 0..100 {
+        let (status, body) = api.call(Method::GET, path, Some(token), None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        last = body["data"].as_array().cloned().unwrap_or_default();
+        if check(&last) {
+            return last;
         }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-
-    /// Polls a GET until `check` holds on its `data`.
-    async fn until(&self, path: &str, token: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let mut last = Vec::new();
-        for _ in 0..100 {
-            let (status, body) = self.call(Method::GET, path, Some(token), None).await;
-            assert_eq!(status, 200, "{path}: {body}");
-            last = body["data"].as_array().cloned().unwrap_or_default();
-            if check(&last) {
-                return last;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{path} never satisfied the check: {last:#?}");
-    }
+    panic!("{path} never satisfied the check: {last:#?}");
 }
 
 /// What the tenant's webhook receiver saw: (signature header, idempotency key, body, answered).
@@ -142,34 +120,14 @@ async fn alert_me_on_payment_failures_through_chat() {
     );
     engine.wait_for_status("/readyz", 200).await;
     let (hook_url, received, hook_server) = receiver();
-    let settings = query_api::settings::QueryApiSettings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        stripe_api_base: "http://127.0.0.1:1/".into(),
-        stripe_connect_base: "http://127.0.0.1:1/".into(),
-        stripe_livemode: false,
-        allow_secret_keys: false,
-        allow_http_alert_webhooks: true,
-        connect_client_id: String::new(),
-        oauth_redirect_url: "http://127.0.0.1:1/cb".into(),
-        oauth_state_ttl_secs: 600,
-        platform_secret_key: None,
-    };
-    let app = query_api::app::Application::build(
+    let api = query_api::testing::InProcess::start(
         env.common.clone(),
-        settings,
-        TokenKeys::new(JWT).unwrap(),
-        query_api::crypto::Sealer::new(&[("k1".into(), master)]).unwrap(),
+        query_api::testing::settings(true),
+        JWT,
+        [5u8; 32],
     )
-    .unwrap();
-    let api = Api {
-        base: format!("http://127.0.0.1:{}", app.port()),
-        client: reqwest::Client::new(),
-    };
-    let readiness = app.readiness();
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
-    platform::testing::wait_for_database(&readiness).await;
-    let keys = TokenKeys::new(JWT).unwrap();
+    .await;
+    let keys = &api.keys;
     let ana = keys.mint(TENANT, "csm-ana", &[Role::Csm], 600).unwrap();
     let bob = keys.mint(TENANT, "csm-bob", &[Role::Csm], 600).unwrap();
     let admin = keys.mint(TENANT, "admin-al", &[Role::Admin], 600).unwrap();
@@ -264,7 +222,7 @@ async fn alert_me_on_payment_failures_through_chat() {
             .contains("payment"),
         "{reply}"
     );
-    let rules = api.until("/api/alerts/rules", &ana, |d| d.len() == 1).await;
+    let rules = until(&api, "/api/alerts/rules", &ana, |d| d.len() == 1).await;
     assert_eq!(rules[0]["kinds"], json!(["payment_failed"]));
     assert_eq!(rules[0]["scope"], "mine");
     assert_eq!(rules[0]["rule_id"], reply["rule_id"]);
@@ -273,7 +231,7 @@ async fn alert_me_on_payment_failures_through_chat() {
         .call(Method::POST, "/api/alerts/rules", Some(&admin), Some(json!({"kinds": [], "scope": "tenant", "min_severity": "critical", "csm_user_id": "csm-bob"})))
         .await;
     assert_eq!(status, 202);
-    api.until("/api/alerts/rules", &bob, |d| d.len() == 1).await;
+    until(&api, "/api/alerts/rules", &bob, |d| d.len() == 1).await;
     let (_, foreign) = api
         .call(Method::GET, "/api/alerts/rules", Some(&stranger), None)
         .await;
@@ -373,7 +331,7 @@ async fn alert_me_on_payment_failures_through_chat() {
     };
     publish(&publisher, &invoice, "inv-1").await;
     publish(&publisher, &invoice, "inv-1").await;
-    let alerts = api.until("/api/alerts", &ana, |d| !d.is_empty()).await;
+    let alerts = until(&api, "/api/alerts", &ana, |d| !d.is_empty()).await;
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["kind"], "payment_failed");
     assert_eq!(alerts[0]["account_id"], "acc_ana");
@@ -410,11 +368,10 @@ async fn alert_me_on_payment_failures_through_chat() {
     assert_eq!(payload["type"], "alert.created");
     assert_eq!(payload["alert"]["kind"], "payment_failed");
     assert_eq!(payload["alert"]["csm_user_id"], "csm-ana");
-    let state = api
-        .until("/api/alerts", &ana, |d| {
-            d[0]["webhook_status"] == "delivered"
-        })
-        .await;
+    let state = until(&api, "/api/alerts", &ana, |d| {
+        d[0]["webhook_status"] == "delivered"
+    })
+    .await;
     assert_eq!(state[0]["webhook_attempts"], 2);
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
@@ -472,10 +429,9 @@ async fn alert_me_on_payment_failures_through_chat() {
         .0,
         202
     );
-    api.until("/api/alerts/rules", &ana, |d| d.is_empty()).await;
+    until(&api, "/api/alerts/rules", &ana, |d| d.is_empty()).await;
 
-    cancel.cancel();
-    task.await.unwrap().unwrap();
+    api.stop().await;
     hook_server.stop(true).await;
     assert!(engine.terminate().success());
     env.cleanup(&[&*broker]).await;

@@ -153,6 +153,29 @@ impl Incoming {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The tenant the message belongs to, validated; a message without a valid `tenant_id`
+    /// header is permanent failure (dead-lettered with the reason): retrying cannot fix it.
+    pub fn tenant(&self) -> Result<domain::TenantId, super::HandleError> {
+        let raw = self.tenant_id.as_deref().unwrap_or_default();
+        domain::TenantId::parse(raw).map_err(|e| {
+            super::HandleError::permanent(anyhow::anyhow!(
+                "message {} has no valid tenant_id header ({raw:?}: {e})",
+                self.message_id
+            ))
+        })
+    }
+
+    /// The protobuf payload as `M`; an undecodable payload is a permanent failure.
+    pub fn decode<M: prost::Message + Default>(&self) -> Result<M, super::HandleError> {
+        M::decode(self.payload.as_slice()).map_err(|e| {
+            super::HandleError::permanent(anyhow::anyhow!(
+                "message {} is not a valid {}: {e}",
+                self.message_id,
+                std::any::type_name::<M>()
+            ))
+        })
+    }
 }
 
 fn long_string(s: &str) -> AMQPValue {

@@ -1,0 +1,96 @@
+//! query-api in-process for other crates' integration tests (feature `testing`): the real
+//! application on port 0 against a test's database and broker, with one call helper.
+
+use base64::Engine as _;
+use platform::config::CommonSettings;
+use platform::CancellationToken;
+
+use crate::app::Application;
+use crate::auth::TokenKeys;
+use crate::settings::QueryApiSettings;
+
+/// Settings for a test: port 0, Stripe unreachable (tests that need Stripe bring the fake).
+pub fn settings(allow_http_alert_webhooks: bool) -> QueryApiSettings {
+    QueryApiSettings {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        stripe_api_base: "http://127.0.0.1:1/".into(),
+        stripe_connect_base: "http://127.0.0.1:1/".into(),
+        stripe_livemode: false,
+        allow_secret_keys: false,
+        allow_http_alert_webhooks,
+        connect_client_id: String::new(),
+        oauth_redirect_url: "http://127.0.0.1:1/api/integrations/stripe/callback".into(),
+        oauth_state_ttl_secs: 600,
+        platform_secret_key: None,
+    }
+}
+
+/// A running query-api.
+pub struct InProcess {
+    pub base: String,
+    pub keys: TokenKeys,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    client: reqwest::Client,
+}
+
+impl InProcess {
+    /// Starts it with `jwt` (≥ 32 bytes) and the 32-byte master key `master` (id `k1`), and
+    /// waits until it reached its database.
+    pub async fn start(
+        common: CommonSettings,
+        settings: QueryApiSettings,
+        jwt: &[u8],
+        master: [u8; 32],
+    ) -> Self {
+        let master = base64::engine::general_purpose::STANDARD.encode(master);
+        let app = Application::build(
+            common,
+            settings,
+            TokenKeys::new(jwt).expect("jwt key"),
+            crate::crypto::Sealer::new(&[("k1".into(), master)]).expect("master key"),
+        )
+        .expect("query-api builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let readiness = app.readiness();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(app.run_until_stopped(cancel.clone()));
+        platform::testing::wait_for_database(&readiness).await;
+        Self {
+            base,
+            keys: TokenKeys::new(jwt).expect("jwt key"),
+            cancel,
+            task,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// `method path` with an optional bearer token and JSON body: (status, JSON or null).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("query-api answers");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Stops it the way SIGTERM would and waits for it.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        self.task
+            .await
+            .expect("query-api task")
+            .expect("query-api stopped cleanly");
+    }
+}
