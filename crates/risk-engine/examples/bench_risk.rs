@@ -332,7 +332,7 @@ async fn main() {
     let received: Vec<Received> = {
         let mut conn = pool.get().await.unwrap();
         diesel::sql_query(
-            "SELECT convert_from(payload, 'UTF8')::jsonb #>> '{data,object,id}' AS invoice, \
+            "SELECT payload::jsonb #>> '{data,object,id}' AS invoice, \
              (extract(epoch FROM min(received_at)) * 1000)::bigint AS received_ms \
              FROM ingress.events WHERE event_type = 'invoice.payment_failed' GROUP BY 1",
         )

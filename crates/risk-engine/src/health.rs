@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use diesel::sql_types::{BigInt, Jsonb, SmallInt, Text, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
-use domain::risk::{health_score, HealthScore, HealthWeights};
+use domain::risk::{health_score, without_overlaps, HealthScore, HealthWeights};
 
 use crate::signals;
 
@@ -48,11 +48,18 @@ pub async fn recompute(
     weights: &HealthWeights,
 ) -> Result<Option<HealthChange>> {
     crate::state::lock_account(conn, tenant, account).await?;
-    let records: Vec<_> = signals::of_account(conn, tenant, account, cutoff(now, weights))
-        .await?
-        .iter()
-        .filter_map(signals::Signal::record)
-        .collect();
+    // The subject of a signal is the subscription it is about (dunning is seen from the
+    // invoice and from the subscription: one collection, counted once).
+    let records = without_overlaps(
+        signals::of_account(conn, tenant, account, cutoff(now, weights))
+            .await?
+            .iter()
+            .filter_map(|s| {
+                let subject = s.objects.iter().find(|o| o.starts_with("sub_")).cloned();
+                s.record().map(|r| (r, subject))
+            })
+            .collect(),
+    );
     let score = health_score(&records, now, weights);
     let components = serde_json::to_value(&score.components).unwrap_or_default();
     let mut held: Vec<Stored> = diesel::sql_query(

@@ -309,6 +309,45 @@ async fn signals_alerts_and_health_from_billing_facts() {
     );
     let second_score = h.seen.health.last().unwrap().score;
     assert!(second_score < first_score, "{second_score} < {first_score}");
+
+    // The subscription turns past_due: a second dunning signal (the subscription's side of
+    // the same collection) that health counts once, at the stronger of the two.
+    let past_due = |at: i64, before: &str, after: &str| v1::SubscriptionChanged {
+        context: context(at, "event"),
+        stripe_customer_id: CUSTOMER.into(),
+        stripe_subscription_id: "sub_risk1".into(),
+        movement: "unchanged".into(),
+        status_before: before.into(),
+        status_after: after.into(),
+        plan_before: "Pro".into(),
+        plan_after: "Pro".into(),
+        quantity_before: 10,
+        quantity_after: 10,
+        mrr_before: 49_000,
+        mrr_after: 49_000,
+        currency: "usd".into(),
+        ..Default::default()
+    };
+    h.send(&past_due(t0 + 150, "active", "past_due")).await;
+    h.wait("subscription dunning", |s| {
+        s.raised
+            .iter()
+            .any(|r| r.cause_key == "subscription:sub_risk1" && r.kind == "dunning_in_progress")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.drain().await;
+    let health = h.seen.health.last().unwrap();
+    let dunning = health
+        .components
+        .iter()
+        .filter(|c| c.kind == "dunning_in_progress" && c.open)
+        .count();
+    assert_eq!(
+        dunning, 1,
+        "one collection, one deduction: {:?}",
+        health.components
+    );
     let raised_before = h.seen.raised.len();
 
     // 4. Paid: both invoice signals resolve, health recovers.
@@ -331,6 +370,13 @@ async fn signals_alerts_and_health_from_billing_facts() {
     })
     .await;
     assert_eq!(h.seen.raised.len(), raised_before, "no raise on payment");
+    h.send(&past_due(t0 + 210, "past_due", "active")).await;
+    h.wait("subscription recovered", |s| {
+        s.resolved
+            .iter()
+            .any(|r| r.cause_key == "subscription:sub_risk1" && r.reason == "recovered")
+    })
+    .await;
     assert!(h.open_signals().await.is_empty());
 
     // 5. A downgrade: the signal carries the MRR delta.

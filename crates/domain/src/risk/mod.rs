@@ -64,6 +64,7 @@ mod dispute;
 mod health;
 mod invoice;
 mod kind;
+mod overlap;
 mod record;
 mod revenue;
 mod subscription;
@@ -93,6 +94,7 @@ pub use dispute::{dispute_signals, DisputeId, DisputeState, DisputeStatus, Unkno
 pub use health::{health_score, HealthBand, HealthComponent, HealthScore};
 pub use invoice::{invoice_signals, InvoiceState, InvoiceStatus, UnknownInvoiceStatus};
 pub use kind::{Severity, SignalKind, UnknownSeverity, UnknownSignalKind};
+pub use overlap::{without_overlaps, OVERLAPPING_KINDS};
 pub use record::{age_out_signals, SignalRecord};
 pub use revenue::{revenue_at_risk, AccountAtRisk, AccountRisk, CsmRevenueAtRisk, RevenueAtRisk};
 pub use subscription::{parse_movement, subscription_signals, SubscriptionChange, UnknownMovement};
