@@ -287,6 +287,26 @@ pub async fn upsert_customer(
         })
 }
 
+/// Rows of `select` (which ends `WHERE tenant_id = $1`) for the listed customers, or for all
+/// of the tenant's with `None`.
+async fn of_customers<R>(
+    conn: &mut AsyncPgConnection,
+    select: &str,
+    tenant: &str,
+    ids: Option<&[String]>,
+) -> Result<Vec<R>>
+where
+    R: QueryableByName<diesel::pg::Pg> + Send + 'static,
+{
+    diesel::sql_query(format!(
+        "{select} AND ($2::text[] IS NULL OR stripe_customer_id = ANY($2))"
+    ))
+    .bind::<Text, _>(tenant)
+    .bind::<Nullable<Array<Text>>, _>(ids)
+    .load(conn)
+    .await
+}
+
 /// The customers to decide: the listed ones, or all of the tenant's (`None`).
 pub async fn customers(
     conn: &mut AsyncPgConnection,
@@ -295,21 +315,7 @@ pub async fn customers(
 ) -> Result<Vec<KnownCustomer>> {
     let select = "SELECT stripe_customer_id, stripe_account_id, email, name, metadata, deleted, source_occurred_at \
                   FROM matching.customers WHERE tenant_id = $1";
-    let rows: Vec<StoredCustomer> = match ids {
-        None => {
-            diesel::sql_query(select)
-                .bind::<Text, _>(tenant)
-                .load(conn)
-                .await?
-        }
-        Some(ids) => {
-            diesel::sql_query(format!("{select} AND stripe_customer_id = ANY($2)"))
-                .bind::<Text, _>(tenant)
-                .bind::<Array<Text>, _>(ids)
-                .load(conn)
-                .await?
-        }
-    };
+    let rows: Vec<StoredCustomer> = of_customers(conn, select, tenant, ids).await?;
     Ok(rows.into_iter().map(KnownCustomer::from).collect())
 }
 
@@ -337,21 +343,7 @@ pub async fn manual_decisions(
 ) -> Result<HashMap<String, Manual>> {
     let select = "SELECT stripe_customer_id, pinned_account_id, pinned_none, excluded_account_ids, decided_by, note \
                   FROM matching.manual_decisions WHERE tenant_id = $1";
-    let rows: Vec<StoredManual> = match ids {
-        None => {
-            diesel::sql_query(select)
-                .bind::<Text, _>(tenant)
-                .load(conn)
-                .await?
-        }
-        Some(ids) => {
-            diesel::sql_query(format!("{select} AND stripe_customer_id = ANY($2)"))
-                .bind::<Text, _>(tenant)
-                .bind::<Array<Text>, _>(ids)
-                .load(conn)
-                .await?
-        }
-    };
+    let rows: Vec<StoredManual> = of_customers(conn, select, tenant, ids).await?;
     Ok(rows
         .into_iter()
         .map(|m| {
@@ -511,21 +503,7 @@ pub async fn links(
 ) -> Result<HashMap<String, StoredLink>> {
     let select = "SELECT stripe_customer_id, account_id, status, method, confidence, evidence, candidates, reason, \
                   csm_user_id, decided_by, version FROM matching.links WHERE tenant_id = $1";
-    let rows: Vec<LinkRow> = match ids {
-        None => {
-            diesel::sql_query(select)
-                .bind::<Text, _>(tenant)
-                .load(conn)
-                .await?
-        }
-        Some(ids) => {
-            diesel::sql_query(format!("{select} AND stripe_customer_id = ANY($2)"))
-                .bind::<Text, _>(tenant)
-                .bind::<Array<Text>, _>(ids)
-                .load(conn)
-                .await?
-        }
-    };
+    let rows: Vec<LinkRow> = of_customers(conn, select, tenant, ids).await?;
     Ok(rows
         .into_iter()
         .map(|r| {
