@@ -69,10 +69,33 @@ pub struct NewAlert {
     pub created_at: DateTime<Utc>,
 }
 
+/// The tenant's alert rules with their ids, read once per message (an unreadable rule, from
+/// a newer release, is skipped with a warning).
+pub async fn rules(conn: &mut AsyncPgConnection, tenant: &str) -> Result<Vec<(String, AlertRule)>> {
+    let stored: Vec<StoredRule> = diesel::sql_query(
+        "SELECT rule_id, csm_user_id, kinds, min_severity, scope, delivery FROM risk.alert_rules \
+         WHERE tenant_id = $1 ORDER BY rule_id",
+    )
+    .bind::<Text, _>(tenant)
+    .load(conn)
+    .await?;
+    Ok(stored
+        .into_iter()
+        .filter_map(|s| match s.rule() {
+            Some(rule) => Some((s.rule_id, rule)),
+            None => {
+                tracing::warn!(tenant, rule = %s.rule_id, "alert rule unreadable; skipped");
+                None
+            }
+        })
+        .collect())
+}
+
 /// Creates the alerts `signal` calls for on an account owned by `account_csm`.
 pub async fn for_signal(
     conn: &mut AsyncPgConnection,
     tenant: &str,
+    rules: &[(String, AlertRule)],
     signal: &Signal,
     account_csm: Option<&str>,
     now: DateTime<Utc>,
@@ -80,20 +103,9 @@ pub async fn for_signal(
     let (Some(kind), Some(severity)) = (signal.kind(), signal.severity()) else {
         return Ok(Vec::new());
     };
-    let rules: Vec<StoredRule> = diesel::sql_query(
-        "SELECT rule_id, csm_user_id, kinds, min_severity, scope, delivery FROM risk.alert_rules \
-         WHERE tenant_id = $1 ORDER BY rule_id",
-    )
-    .bind::<Text, _>(tenant)
-    .load(conn)
-    .await?;
     let mut created = Vec::new();
-    for stored in &rules {
-        let Some(rule) = stored.rule() else {
-            tracing::warn!(tenant, rule = %stored.rule_id, "alert rule unreadable; skipped");
-            continue;
-        };
-        if !rule_matches(&rule, kind, severity, account_csm) {
+    for (rule_id, rule) in rules {
+        if !rule_matches(rule, kind, severity, account_csm) {
             continue;
         }
         let id = Uuid::now_v7();
@@ -105,7 +117,7 @@ pub async fn for_signal(
         .bind::<Text, _>(tenant)
         .bind::<SqlUuid, _>(signal.id)
         .bind::<Text, _>(&rule.csm_user_id)
-        .bind::<Text, _>(&stored.rule_id)
+        .bind::<Text, _>(rule_id)
         .bind::<Text, _>(rule.digest.as_str())
         .bind::<Timestamptz, _>(now)
         .execute(conn)
@@ -130,7 +142,7 @@ pub async fn for_signal(
             metrics::counter!("risk_alerts_created_total", "kind" => kind.as_str()).increment(1);
             created.push(NewAlert {
                 id,
-                rule_id: stored.rule_id.clone(),
+                rule_id: rule_id.clone(),
                 csm_user_id: rule.csm_user_id.clone(),
                 digest: rule.digest == DigestMode::Hourly,
                 created_at: now,

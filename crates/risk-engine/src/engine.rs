@@ -404,6 +404,12 @@ impl Engine {
         let tenant = origin.tenant;
         let csm = link.and_then(|l| l.csm_user_id.as_deref());
         let mut out = Vec::new();
+        let raises = !outcome.opened.is_empty() || !outcome.escalated.is_empty();
+        let rules = if raises && origin.alerts() {
+            alerts::rules(conn, tenant).await?
+        } else {
+            Vec::new()
+        };
         for (signal, escalated) in outcome
             .opened
             .iter()
@@ -412,7 +418,9 @@ impl Engine {
         {
             out.push(events::raised(tenant, signal, csm, escalated));
             if origin.alerts() {
-                for alert in alerts::for_signal(conn, tenant, signal, csm, origin.now).await? {
+                for alert in
+                    alerts::for_signal(conn, tenant, &rules, signal, csm, origin.now).await?
+                {
                     out.push(events::alert(tenant, &alert, signal));
                 }
             }
@@ -478,10 +486,17 @@ impl Engine {
         }
         let csm_changed = before.as_ref().map(|l| &l.csm_user_id) != Some(&link.csm_user_id);
         if old_account != link.account_id || csm_changed {
+            let rules = alerts::rules(conn, tenant).await?;
             for signal in signals::of_customer(conn, tenant, customer, false).await? {
-                for alert in
-                    alerts::for_signal(conn, tenant, &signal, link.csm_user_id.as_deref(), now)
-                        .await?
+                for alert in alerts::for_signal(
+                    conn,
+                    tenant,
+                    &rules,
+                    &signal,
+                    link.csm_user_id.as_deref(),
+                    now,
+                )
+                .await?
                 {
                     out.push(events::alert(tenant, &alert, &signal));
                 }

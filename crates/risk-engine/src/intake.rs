@@ -121,8 +121,8 @@ impl Handler for Facts {
         let tenant = tenant.as_str();
         let engine = self.engine.clone();
         macro_rules! run {
-            ($ty:ty, $consumer:literal, |$engine:ident, $conn:ident, $at:ident, $fact:ident| $body:expr) => {{
-                let $fact: $ty = message.decode()?;
+            ($decoded:expr, $consumer:literal, |$engine:ident, $conn:ident, $at:ident, $fact:ident| $body:expr) => {{
+                let $fact = $decoded;
                 let $at = Self::origin(
                     message,
                     tenant,
@@ -142,8 +142,11 @@ impl Handler for Facts {
         }
         match message.message_type.as_str() {
             v1::InvoiceUpdated::TYPE => {
-                run!(v1::InvoiceUpdated, "invoices", |e, conn, at, fact| e
-                    .invoice(conn, &at, &fact))
+                run!(
+                    message.decode::<v1::InvoiceUpdated>()?,
+                    "invoices",
+                    |e, conn, at, fact| e.invoice(conn, &at, &fact)
+                )
             }
             v1::PaymentAttempted::TYPE => {
                 let fact: v1::PaymentAttempted = message.decode()?;
@@ -167,25 +170,25 @@ impl Handler for Facts {
                 .await
             }
             v1::SubscriptionChanged::TYPE => run!(
-                v1::SubscriptionChanged,
+                message.decode::<v1::SubscriptionChanged>()?,
                 "subscriptions",
                 |e, conn, at, fact| e.subscription(conn, &at, &fact)
             ),
             v1::CustomerUpserted::TYPE => {
-                run!(v1::CustomerUpserted, "customers", |e, conn, at, fact| e
-                    .customer(conn, &at, &fact))
+                run!(
+                    message.decode::<v1::CustomerUpserted>()?,
+                    "customers",
+                    |e, conn, at, fact| e.customer(conn, &at, &fact)
+                )
             }
             v1::PaymentMethodUpdated::TYPE => {
-                let peek: v1::PaymentMethodUpdated = message.decode()?;
-                if peek.stripe_customer_id.is_empty() {
+                let card: v1::PaymentMethodUpdated = message.decode()?;
+                if card.stripe_customer_id.is_empty() {
                     // A card that belongs to no customer cannot be anyone's default.
                     return Ok(());
                 }
-                run!(
-                    v1::PaymentMethodUpdated,
-                    "payment_methods",
-                    |e, conn, at, fact| e.payment_method(conn, &at, &fact)
-                )
+                run!(card, "payment_methods", |e, conn, at, fact| e
+                    .payment_method(conn, &at, &fact))
             }
             other => {
                 // A fact kind this release does not use: acknowledged, nothing to do.
