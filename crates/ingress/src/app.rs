@@ -16,6 +16,12 @@ use tokio::sync::Notify;
 
 use crate::{relay::Relay, routes, settings::IngressSettings, store::EventStore};
 
+/// Shutdown budget, well inside the pod's 45 s grace period (k8s/base/ingress.yaml): requests in flight
+/// (webhooks answer within the 5 s client timeout), then the relay's last drain, then the
+/// broker close (3 s).
+const HTTP_SHUTDOWN_SECS: u64 = 8;
+const RELAY_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
@@ -52,7 +58,7 @@ impl Application {
         })
         .disable_signals()
         .client_request_timeout(Duration::from_secs(5))
-        .shutdown_timeout(10)
+        .shutdown_timeout(HTTP_SHUTDOWN_SECS)
         .bind(settings.listen)?;
         let port = server.addrs().first().map(|a| a.port()).unwrap_or_default();
         Ok(Self {
@@ -118,9 +124,20 @@ impl Application {
         readiness.start_draining();
         handle.stop(true).await;
         let _ = server_task.await;
-        // Give the relay one last chance to publish what the final requests stored.
+        // Give the relay one last, bounded chance to publish what the final requests stored;
+        // whatever it cannot publish in time stays in the outbox for the next replica.
         relay_cancel.cancel();
-        let _ = relay_task.await;
+        let mut relay_task = relay_task;
+        if tokio::time::timeout(RELAY_DRAIN_TIMEOUT, &mut relay_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout_ms = RELAY_DRAIN_TIMEOUT.as_millis() as u64,
+                "outbox relay still publishing at shutdown; the rest stays in the outbox"
+            );
+            relay_task.abort();
+        }
         broker.close().await;
         tracing::info!("ingress stopped");
         Ok(())

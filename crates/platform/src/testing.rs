@@ -86,6 +86,36 @@ impl Default for TestEnv {
 pub struct ServiceProcess {
     child: std::process::Child,
     pub port: u16,
+    /// What the service logged so far. A thread drains the pipe continuously: an unread pipe
+    /// fills at 64 KiB and then blocks the service's logger, which hangs it mid-shutdown.
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Log bytes kept per service (the most recent ones; enough to see why a test failed).
+const STDERR_KEPT: usize = 4 << 20;
+
+fn drain_stderr(
+    pipe: std::process::ChildStderr,
+    into: std::sync::Arc<std::sync::Mutex<String>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        let mut lines = std::io::BufReader::new(pipe);
+        let mut line = Vec::new();
+        while matches!(lines.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            let mut kept = into.lock().unwrap_or_else(|p| p.into_inner());
+            kept.push_str(&String::from_utf8_lossy(&line));
+            if kept.len() > STDERR_KEPT {
+                let cut = kept.len() - STDERR_KEPT / 2;
+                let cut = (cut..kept.len())
+                    .find(|&i| kept.is_char_boundary(i))
+                    .unwrap_or(0);
+                kept.drain(..cut);
+            }
+            line.clear();
+        }
+    })
 }
 
 /// A port nobody listens on right now.
@@ -119,8 +149,18 @@ impl ServiceProcess {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("service binary starts");
-        Self { child, port }
+        let mut child = cmd.spawn().expect("service binary starts");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr_reader = child
+            .stderr
+            .take()
+            .map(|pipe| drain_stderr(pipe, stderr.clone()));
+        Self {
+            child,
+            port,
+            stderr,
+            stderr_reader,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -156,39 +196,47 @@ impl ServiceProcess {
             .status();
         for _ in 0..200 {
             if let Ok(Some(status)) = self.child.try_wait() {
+                if let Some(reader) = self.stderr_reader.take() {
+                    let _ = reader.join();
+                }
                 return status;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         let _ = self.child.kill();
-        panic!("service did not exit within 20 s of SIGTERM");
+        let logged = self.stderr();
+        let from = (logged.len().saturating_sub(8000)..logged.len())
+            .find(|&i| logged.is_char_boundary(i))
+            .unwrap_or(0);
+        let tail = &logged[from..];
+        panic!("service did not exit within 20 s of SIGTERM; its last log lines:\n{tail}");
     }
 
-    /// `kill -9`: no chance to drain or flush.
     /// Stops the process (SIGTERM) and returns its exit status and everything it logged.
-    pub fn terminate_with_stderr(mut self) -> (std::process::ExitStatus, String) {
-        let mut stderr = self.child.stderr.take();
+    pub fn terminate_with_stderr(self) -> (std::process::ExitStatus, String) {
+        let stderr = self.stderr.clone();
         let status = self.terminate();
-        let mut out = String::new();
-        if let Some(err) = stderr.as_mut() {
-            use std::io::Read as _;
-            let _ = err.read_to_string(&mut out);
-        }
+        let out = stderr.lock().unwrap_or_else(|p| p.into_inner()).clone();
         (status, out)
     }
 
+    /// `kill -9`: no chance to drain or flush.
     pub fn kill_hard(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
+    /// Everything logged so far; after the process exited, everything it logged.
     fn stderr(&mut self) -> String {
-        use std::io::Read as _;
-        let mut out = String::new();
-        if let Some(mut err) = self.child.stderr.take() {
-            let _ = err.read_to_string(&mut out);
+        if self.child.try_wait().is_ok_and(|s| s.is_some()) {
+            if let Some(reader) = self.stderr_reader.take() {
+                let _ = reader.join();
+            }
         }
-        out
+        self.stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

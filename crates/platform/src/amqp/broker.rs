@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 use super::Topology;
 use crate::{backoff::Backoff, config::AmqpSettings};
 
+/// How long a graceful close waits for the broker's close-ok.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
 pub struct Broker {
     settings: AmqpSettings,
     topology: Topology,
@@ -108,7 +111,9 @@ impl Broker {
         }
     }
 
-    /// Closes the connection (graceful shutdown).
+    /// Closes the connection (graceful shutdown). Bounded: a broker that stopped reading the
+    /// socket (resource alarm, network partition) never answers close-ok, and a shutdown must
+    /// not outlive the pod's grace period for it.
     pub async fn close(&self) {
         let conn = self
             .current
@@ -116,7 +121,13 @@ impl Broker {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(conn) = conn {
-            let _ = conn.close(200, "shutdown".into()).await;
+            let close = conn.close(200, "shutdown".into());
+            if tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_err() {
+                tracing::warn!(
+                    timeout_ms = CLOSE_TIMEOUT.as_millis() as u64,
+                    "RabbitMQ did not confirm the close; leaving the connection to the OS"
+                );
+            }
         }
     }
 
