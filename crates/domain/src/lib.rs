@@ -6,6 +6,7 @@
 //! - [`decimal`]: exact decimals for Stripe's `*_decimal` strings and percentages.
 //! - [`mrr`]: monthly recurring revenue of a subscription, by Stripe's rules.
 //! - [`movement`]: how an MRR change is classified (new, expansion, churn, …).
+//! - [`mrr_history`]: month-end MRR and movements over time from recorded changes.
 //! - [`matching`]: linking Stripe customers to CSCX accounts (metadata id,
 //!   business email domain, company name).
 //! - [`webhook_signature`]: Stripe's `Stripe-Signature` scheme, verified and produced.
@@ -18,6 +19,7 @@ pub mod matching;
 pub mod money;
 pub mod movement;
 pub mod mrr;
+pub mod mrr_history;
 mod ratio;
 pub mod risk;
 pub mod webhook_signature;

@@ -56,6 +56,28 @@ impl MovementKind {
     }
 }
 
+/// A movement name that is not one of [`MovementKind::as_str`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown movement {0:?}; expected new, expansion, contraction, churn, reactivation or unchanged")]
+pub struct UnknownMovement(pub String);
+
+impl std::str::FromStr for MovementKind {
+    type Err = UnknownMovement;
+    fn from_str(name: &str) -> Result<Self, UnknownMovement> {
+        [
+            Self::New,
+            Self::Expansion,
+            Self::Contraction,
+            Self::Churn,
+            Self::Reactivation,
+            Self::Unchanged,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+        .ok_or_else(|| UnknownMovement(name.to_owned()))
+    }
+}
+
 /// A classified MRR change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Movement {
@@ -116,6 +138,25 @@ mod tests {
 
     fn usd(minor: i64) -> Money {
         Money::new(minor, Currency::USD)
+    }
+
+    #[test]
+    fn movement_names_round_trip_and_unknown_names_are_refused() {
+        for kind in [
+            MovementKind::New,
+            MovementKind::Expansion,
+            MovementKind::Contraction,
+            MovementKind::Churn,
+            MovementKind::Reactivation,
+            MovementKind::Unchanged,
+        ] {
+            assert_eq!(kind.as_str().parse::<MovementKind>(), Ok(kind));
+        }
+        assert_eq!(
+            "Expansion".parse::<MovementKind>(),
+            Err(UnknownMovement("Expansion".into()))
+        );
+        assert!("".parse::<MovementKind>().is_err());
     }
 
     fn kind(before: Option<i64>, after: i64, previously_churned: bool) -> MovementKind {

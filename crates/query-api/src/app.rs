@@ -78,12 +78,16 @@ impl Application {
                     .app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(
                         |err, _| ApiError::BadRequest(format!("invalid JSON body: {err}")).into(),
                     ))
+                    .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                        ApiError::BadRequest(format!("invalid query string: {err}")).into()
+                    }))
                     .configure(health::configure)
                     .configure(connections::configure)
                     .configure(crate::oauth::configure)
                     .configure(crate::matching::configure)
                     .configure(crate::alerts::configure)
                     .configure(crate::alert_webhook::configure)
+                    .configure(crate::reads::configure)
             })
             .disable_signals()
             .shutdown_timeout(10)

@@ -11,6 +11,7 @@ pub mod deauthorization;
 pub mod error;
 pub mod matching;
 pub mod oauth;
+pub mod reads;
 pub mod schema;
 pub mod settings;
 pub mod stripe_keys;

@@ -46,24 +46,12 @@ use super::change::{
 use super::{CauseKey, RiskConfig, Severity, SignalKind};
 
 /// A string that is not a [`MovementKind`] name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown movement {0:?}; expected new, expansion, contraction, churn, reactivation or unchanged")]
-pub struct UnknownMovement(pub String);
+pub use crate::movement::UnknownMovement;
 
 /// Parses the `movement` string of a `subscription.changed` fact
 /// (`MovementKind::as_str` spellings).
 pub fn parse_movement(name: &str) -> Result<MovementKind, UnknownMovement> {
-    [
-        MovementKind::New,
-        MovementKind::Expansion,
-        MovementKind::Contraction,
-        MovementKind::Churn,
-        MovementKind::Reactivation,
-        MovementKind::Unchanged,
-    ]
-    .into_iter()
-    .find(|kind| kind.as_str() == name)
-    .ok_or_else(|| UnknownMovement(name.to_owned()))
+    name.parse()
 }
 
 /// One change of a subscription: the `subscription.changed` fact.

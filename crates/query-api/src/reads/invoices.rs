@@ -1,0 +1,393 @@
+//! `GET /api/stripe/invoices/{customerId}`: the account's invoices newest first, across every
+//! linked Stripe customer, with their line items and payment attempts (outcome and failure
+//! reason). Filters: `status` (comma-separated), `created_gte` / `created_lte`; pages of
+//! `limit` (1–100, default 20) with an opaque `starting_after` cursor. Three queries per page
+//! whatever its size: invoices, then the page's lines, then its attempts.
+
+use std::collections::HashMap;
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl as _;
+use serde::{Deserialize, Serialize};
+
+use super::{cursor::Cursor, params, scope, scoped};
+use crate::{
+    app::AppState,
+    auth::{Caller, Role},
+    error::ApiError,
+};
+
+const STATUSES: &[&str] = &["draft", "open", "paid", "uncollectible", "void"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceQuery {
+    /// `draft`, `open`, `paid`, `uncollectible`, `void`; several comma-separated.
+    pub status: Option<String>,
+    /// Created at or after (RFC 3339, or a date = its first instant, UTC).
+    pub created_gte: Option<String>,
+    /// Created at or before (RFC 3339, or a date = the whole day, UTC).
+    pub created_lte: Option<String>,
+    /// 1–100, default 20.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub starting_after: Option<String>,
+}
+
+#[derive(Debug, Serialize, QueryableByName)]
+pub struct InvoiceRow {
+    #[diesel(sql_type = Text)]
+    pub stripe_invoice_id: String,
+    #[diesel(sql_type = Text)]
+    pub stripe_customer_id: String,
+    #[serde(skip)]
+    #[diesel(sql_type = Text)]
+    pub stripe_account_id: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub stripe_subscription_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub number: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub status: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub currency: String,
+    #[diesel(sql_type = BigInt)]
+    pub amount_due: i64,
+    #[diesel(sql_type = BigInt)]
+    pub amount_paid: i64,
+    #[diesel(sql_type = BigInt)]
+    pub amount_remaining: i64,
+    #[diesel(sql_type = BigInt)]
+    pub total: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub billing_reason: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub collection_method: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub due_date: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub paid_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Integer)]
+    pub attempt_count: i32,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub next_payment_attempt: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub period_start: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub period_end: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub hosted_invoice_url: Option<String>,
+}
+
+#[derive(Debug, Serialize, QueryableByName)]
+pub struct LineRow {
+    #[serde(skip)]
+    #[diesel(sql_type = Text)]
+    pub stripe_account_id: String,
+    #[serde(skip)]
+    #[diesel(sql_type = Text)]
+    pub stripe_invoice_id: String,
+    #[diesel(sql_type = Text)]
+    pub line_id: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub description: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub price_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub stripe_subscription_id: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub amount: i64,
+    #[diesel(sql_type = Text)]
+    pub currency: String,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub quantity: Option<i64>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub period_start: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub period_end: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, QueryableByName)]
+pub struct AttemptRow {
+    #[serde(skip)]
+    #[diesel(sql_type = Text)]
+    pub stripe_account_id: String,
+    #[serde(skip)]
+    #[diesel(sql_type = Text)]
+    pub stripe_invoice_id: String,
+    #[diesel(sql_type = Text)]
+    pub charge_id: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub payment_intent_id: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    pub attempted_at: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    pub amount: i64,
+    #[diesel(sql_type = Text)]
+    pub currency: String,
+    /// succeeded, failed, pending.
+    #[diesel(sql_type = Text)]
+    pub outcome: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub failure_code: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub failure_message: Option<String>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub attempt_number: Option<i32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Invoice {
+    #[serde(flatten)]
+    pub invoice: InvoiceRow,
+    pub lines: Vec<LineRow>,
+    pub payment_attempts: Vec<AttemptRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InvoicePage {
+    pub account_id: String,
+    pub data: Vec<Invoice>,
+    pub has_more: bool,
+    /// Pass as `starting_after` for the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// The validated filters of one request.
+struct Filters {
+    statuses: Option<Vec<String>>,
+    from: Option<DateTime<Utc>>,
+    through: Option<DateTime<Utc>>,
+    limit: i64,
+    after: Option<Cursor>,
+}
+
+fn filters(query: &InvoiceQuery) -> Result<Filters, ApiError> {
+    let from = query
+        .created_gte
+        .as_deref()
+        .map(|raw| params::instant("created_gte", raw, params::Bound::From))
+        .transpose()?;
+    let through = query
+        .created_lte
+        .as_deref()
+        .map(|raw| params::instant("created_lte", raw, params::Bound::Through))
+        .transpose()?;
+    if let (Some(from), Some(through)) = (from, through) {
+        if from > through {
+            return Err(ApiError::BadRequest(
+                "created_gte is after created_lte".into(),
+            ));
+        }
+    }
+    Ok(Filters {
+        statuses: query
+            .status
+            .as_deref()
+            .map(|raw| params::one_of_each("status", raw, STATUSES))
+            .transpose()?,
+        from,
+        through,
+        limit: params::limit(query.limit, 20, 100)?,
+        after: query
+            .starting_after
+            .as_deref()
+            .map(Cursor::decode)
+            .transpose()?,
+    })
+}
+
+pub async fn list(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<InvoiceQuery>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Csm)?;
+    let filters = filters(&query)?;
+    let mut conn = state.conn().await?;
+    let scope = scope::resolve(&mut conn, &caller, &path).await?;
+    let page = load(&mut conn, &scope, &filters).await?;
+    super::audited(
+        &mut conn,
+        &caller,
+        "billing.invoices.read",
+        &scope,
+        serde_json::json!({ "returned": page.data.len() }),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+async fn load(
+    conn: &mut diesel_async::AsyncPgConnection,
+    scope: &scope::AccountScope,
+    filters: &Filters,
+) -> Result<InvoicePage, ApiError> {
+    let mut invoices: Vec<InvoiceRow> = scoped(
+        format!(
+        "SELECT stripe_invoice_id, stripe_customer_id, stripe_account_id, stripe_subscription_id, number, status, \
+                currency, amount_due, amount_paid, amount_remaining, total, billing_reason, collection_method, \
+                created_at, due_date, paid_at, attempt_count, next_payment_attempt, period_start, period_end, \
+                hosted_invoice_url \
+         FROM billing.invoice_history \
+         WHERE tenant_id = $1 AND {pairs} \
+           AND ($4::text[] IS NULL OR status = ANY($4)) \
+           AND ($5::timestamptz IS NULL OR created_at >= $5) \
+           AND ($6::timestamptz IS NULL OR created_at <= $6) \
+           AND ($7::timestamptz IS NULL OR (created_at, stripe_invoice_id) < ($7, $8)) \
+         ORDER BY created_at DESC, stripe_invoice_id DESC \
+         LIMIT $9",
+            pairs = scope::PAIRS
+        ),
+        scope,
+    )
+    .bind::<Nullable<Array<Text>>, _>(filters.statuses.as_deref())
+    .bind::<Nullable<Timestamptz>, _>(filters.from)
+    .bind::<Nullable<Timestamptz>, _>(filters.through)
+    .bind::<Nullable<Timestamptz>, _>(filters.after.as_ref().map(|c| c.at))
+    .bind::<Text, _>(filters.after.as_ref().map(|c| c.id.as_str()).unwrap_or(""))
+    .bind::<BigInt, _>(filters.limit + 1)
+    .load(conn)
+    .await?;
+    let has_more = invoices.len() as i64 > filters.limit;
+    invoices.truncate(filters.limit as usize);
+    let next_cursor = has_more.then(|| invoices.last()).flatten().map(|last| {
+        Cursor {
+            at: last.created_at,
+            id: last.stripe_invoice_id.clone(),
+        }
+        .encode()
+    });
+
+    let ids: Vec<String> = invoices
+        .iter()
+        .map(|i| i.stripe_invoice_id.clone())
+        .collect();
+    let mut lines = by_invoice(
+        diesel::sql_query(
+            "SELECT stripe_account_id, stripe_invoice_id, line_id, description, price_id, stripe_subscription_id, \
+                    amount, currency, quantity, period_start, period_end \
+             FROM billing.invoice_line_items \
+             WHERE tenant_id = $1 AND stripe_account_id = ANY($2) AND stripe_invoice_id = ANY($3) \
+             ORDER BY stripe_invoice_id, line_id",
+        )
+        .bind::<Text, _>(&scope.tenant_id)
+        .bind::<Array<Text>, _>(&scope.stripe_accounts)
+        .bind::<Array<Text>, _>(&ids)
+        .load::<LineRow>(conn)
+        .await?,
+        |l| (l.stripe_account_id.clone(), l.stripe_invoice_id.clone()),
+    );
+    let mut attempts = by_invoice(
+        diesel::sql_query(
+            "SELECT stripe_account_id, stripe_invoice_id, charge_id, payment_intent_id, attempted_at, amount, \
+                    currency, outcome, failure_code, failure_message, attempt_number \
+             FROM billing.payment_attempt_history \
+             WHERE tenant_id = $1 AND stripe_account_id = ANY($2) AND stripe_invoice_id = ANY($3) \
+             ORDER BY attempted_at, charge_id",
+        )
+        .bind::<Text, _>(&scope.tenant_id)
+        .bind::<Array<Text>, _>(&scope.stripe_accounts)
+        .bind::<Array<Text>, _>(&ids)
+        .load::<AttemptRow>(conn)
+        .await?,
+        |a| (a.stripe_account_id.clone(), a.stripe_invoice_id.clone()),
+    );
+    let data = invoices
+        .into_iter()
+        .map(|invoice| {
+            let key = (
+                invoice.stripe_account_id.clone(),
+                invoice.stripe_invoice_id.clone(),
+            );
+            Invoice {
+                lines: lines.remove(&key).unwrap_or_default(),
+                payment_attempts: attempts.remove(&key).unwrap_or_default(),
+                invoice,
+            }
+        })
+        .collect();
+    Ok(InvoicePage {
+        account_id: scope.account_id.clone(),
+        data,
+        has_more,
+        next_cursor,
+    })
+}
+
+/// Groups rows by (Stripe account, invoice), keeping their order.
+fn by_invoice<T>(
+    rows: Vec<T>,
+    key: impl Fn(&T) -> (String, String),
+) -> HashMap<(String, String), Vec<T>> {
+    let mut grouped: HashMap<(String, String), Vec<T>> = HashMap::new();
+    for row in rows {
+        grouped.entry(key(&row)).or_default().push(row);
+    }
+    grouped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> InvoiceQuery {
+        let text = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        web::Query::<InvoiceQuery>::from_query(&text)
+            .unwrap()
+            .into_inner()
+    }
+
+    #[test]
+    fn filters_are_validated_before_any_query() {
+        let ok = filters(&query(&[
+            ("status", "open,uncollectible"),
+            ("created_gte", "2026-10-01"),
+            ("created_lte", "2026-10-31"),
+            ("limit", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(ok.statuses.unwrap(), vec!["open", "uncollectible"]);
+        assert_eq!(ok.limit, 5);
+        assert!(ok.from.unwrap() < ok.through.unwrap());
+        for bad in [
+            vec![("status", "late")],
+            vec![("created_gte", "2026-11-02"), ("created_lte", "2026-11-01")],
+            vec![("created_gte", "soon")],
+            vec![("limit", "0")],
+            vec![("limit", "101")],
+            vec![("starting_after", "garbage")],
+        ] {
+            assert!(
+                matches!(filters(&query(&bad)), Err(ApiError::BadRequest(_))),
+                "{bad:?} accepted"
+            );
+        }
+        let defaults = filters(&query(&[])).unwrap();
+        assert_eq!(defaults.limit, 20);
+        assert!(defaults.statuses.is_none() && defaults.after.is_none());
+    }
+
+    #[test]
+    fn rows_group_by_invoice_in_order() {
+        let grouped = by_invoice(
+            vec![("a", "in_1", 1), ("a", "in_2", 2), ("a", "in_1", 3)],
+            |r| (r.0.to_owned(), r.1.to_owned()),
+        );
+        assert_eq!(
+            grouped[&("a".into(), "in_1".into())],
+            vec![("a", "in_1", 1), ("a", "in_1", 3)]
+        );
+        assert_eq!(grouped.len(), 2);
+    }
+}

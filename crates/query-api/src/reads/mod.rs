@@ -1,0 +1,76 @@
+//! The PRD's billing read endpoints, per CSCX account (`customerId` = the CSCX account id),
+//! each aggregating over every Stripe customer the matcher linked to that account. They read
+//! the owners' views only (`billing.*` read models, `matching.*`, `risk.*`), always within
+//! the caller's tenant, and write one audit entry per read.
+
+pub mod cursor;
+pub mod customer;
+pub mod invoices;
+pub mod mrr;
+pub mod params;
+pub mod revenue_at_risk;
+pub mod scope;
+pub mod signals;
+pub mod subscriptions;
+
+use actix_web::web;
+use diesel::pg::Pg;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::sql_types::{Array, Text};
+use diesel_async::AsyncPgConnection;
+
+use crate::{audit, auth::Caller, error::ApiError};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/api/stripe/customer/{customer_id}",
+        web::get().to(customer::show),
+    )
+    .route(
+        "/api/stripe/subscriptions/{customer_id}",
+        web::get().to(subscriptions::list),
+    )
+    .route(
+        "/api/stripe/invoices/{customer_id}",
+        web::get().to(invoices::list),
+    )
+    .route("/api/stripe/mrr/{customer_id}", web::get().to(mrr::show))
+    .route(
+        "/api/stripe/signals/{customer_id}",
+        web::get().to(signals::list),
+    )
+    .route(
+        "/api/stripe/revenue-at-risk",
+        web::get().to(revenue_at_risk::show),
+    );
+}
+
+/// A query whose `$1`, `$2`, `$3` are the scope's tenant, Stripe accounts and Stripe
+/// customers (see [`scope::PAIRS`]); further binds start at `$4`.
+pub type ScopedQuery<'a> = BoxedSqlQuery<'a, Pg, SqlQuery>;
+
+pub fn scoped(sql: impl Into<String>, scope: &scope::AccountScope) -> ScopedQuery<'_> {
+    diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<Text, _>(scope.tenant_id.as_str())
+        .bind::<Array<Text>, _>(&scope.stripe_accounts)
+        .bind::<Array<Text>, _>(&scope.stripe_customers)
+}
+
+/// Audit entry for a read of `scope`'s billing data: who read which account, how much.
+pub async fn audited(
+    conn: &mut AsyncPgConnection,
+    caller: &Caller,
+    action: &str,
+    scope: &scope::AccountScope,
+    mut detail: serde_json::Value,
+) -> Result<(), ApiError> {
+    if let Some(map) = detail.as_object_mut() {
+        map.insert(
+            "stripe_customers".into(),
+            scope.stripe_customers.len().into(),
+        );
+    }
+    audit::record(conn, caller, action, Some(&scope.account_id), detail).await?;
+    Ok(())
+}

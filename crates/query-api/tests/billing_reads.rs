@@ -1,0 +1,517 @@
+//! The billing read endpoints against the owners' real schemas: the sync worker's, the
+//! matcher's and the risk engine's migrations create them, the test stores a book the way
+//! those services lay it out (two Stripe customers from two Stripe accounts linked to one
+//! CSCX account, an ambiguous one, a second account, a second tenant reusing the same Stripe
+//! ids), and every endpoint must aggregate exactly the linked customers of the caller's
+//! tenant: pagination without gaps or repeats, filters, MRR per currency and its 12-month
+//! movement, signals, revenue at risk, audit entries; and 400/401/404 for bad input, missing
+//! tokens and other tenants' accounts.
+
+use std::collections::BTreeSet;
+
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
+use platform::testing::TestEnv;
+use query_api::auth::Role;
+use reqwest::Method;
+use serde_json::Value;
+
+const JWT: &[u8] = b"billing-reads-test-secret-billing-reads!!";
+const TENANT: &str = "t-reads";
+const OTHER: &str = "t-other";
+
+/// The book of `TENANT`: acc-acme has cus_us (platform account, USD) and cus_eu (a connected
+/// account, EUR); acc-globex has cus_glx; cus_amb waits for review; acc-empty has nobody.
+fn book() -> String {
+    let t = TENANT;
+    let mut sql = format!(
+        "
+INSERT INTO matching.accounts (tenant_id, account_id, name, csm_user_id, source_updated_ms) VALUES
+  ('{t}', 'acc-acme', 'Acme Corp', 'csm-ana', 1),
+  ('{t}', 'acc-globex', 'Globex', 'csm-bob', 1),
+  ('{t}', 'acc-empty', 'Empty Ltd', NULL, 1);
+INSERT INTO matching.customers (tenant_id, stripe_customer_id, stripe_account_id, email, name, source_occurred_at) VALUES
+  ('{t}', 'cus_us', 'acct_platform', 'ap@acme.com', 'Acme Corp', 1),
+  ('{t}', 'cus_eu', 'acct_connected', 'eu@acme.de', 'Acme GmbH', 1),
+  ('{t}', 'cus_glx', 'acct_platform', 'ap@globex.com', 'Globex', 1),
+  ('{t}', 'cus_amb', 'acct_platform', 'x@gmail.com', 'Acme?', 1);
+INSERT INTO matching.links (tenant_id, stripe_customer_id, stripe_account_id, account_id, status, method, confidence, evidence, decided_by, version) VALUES
+  ('{t}', 'cus_us', 'acct_platform', 'acc-acme', 'linked', 'email_domain', 0.9, '[{{\"rule\": \"email_domain\", \"domain\": \"acme.com\"}}]', 'matcher', 1),
+  ('{t}', 'cus_eu', 'acct_connected', 'acc-acme', 'manual', 'manual', 1.0, '[]', 'admin-al', 1),
+  ('{t}', 'cus_glx', 'acct_platform', 'acc-globex', 'linked', 'metadata_id', 1.0, '[]', 'matcher', 1),
+  ('{t}', 'cus_amb', 'acct_platform', NULL, 'ambiguous', NULL, 0.5, '[]', 'matcher', 1);
+
+INSERT INTO billing.stripe_customers (tenant_id, account_id, stripe_customer_id, email, name, currency, default_payment_method, created_at, source_created) VALUES
+  ('{t}', 'acct_platform', 'cus_us', 'ap@acme.com', 'Acme Corp', 'usd', 'pm_us', now() - interval '400 days', 1),
+  ('{t}', 'acct_connected', 'cus_eu', 'eu@acme.de', 'Acme GmbH', 'eur', NULL, now() - interval '300 days', 1),
+  ('{t}', 'acct_platform', 'cus_glx', 'ap@globex.com', 'Globex', 'usd', NULL, now() - interval '300 days', 1),
+  ('{t}', 'acct_platform', 'cus_amb', 'x@gmail.com', 'Acme?', 'usd', NULL, now() - interval '30 days', 1);
+INSERT INTO billing.payment_methods (tenant_id, account_id, payment_method_id, stripe_customer_id, kind, card_brand, card_last4, exp_month, exp_year, source_created) VALUES
+  ('{t}', 'acct_platform', 'pm_us', 'cus_us', 'card', 'visa', '4242', 12, 2026, 1);
+INSERT INTO billing.products (tenant_id, account_id, product_id, name, active, source_created) VALUES
+  ('{t}', 'acct_platform', 'prod_pro', 'Pro', true, 1);
+INSERT INTO billing.stripe_subscriptions (tenant_id, account_id, stripe_customer_id, stripe_subscription_id, status, plan_name, mrr_cents, currency, quantity, current_period_start, current_period_end, cancel_at_period_end, created_at, source_created) VALUES
+  ('{t}', 'acct_platform', 'cus_us', 'sub_us', 'active', 'Pro', 50000, 'usd', 10, now() - interval '10 days', now() + interval '20 days', true, now() - interval '200 days', 1),
+  ('{t}', 'acct_connected', 'cus_eu', 'sub_eu', 'past_due', 'Team', 20000, 'eur', 4, now() - interval '5 days', now() + interval '25 days', false, now() - interval '100 days', 1),
+  ('{t}', 'acct_platform', 'cus_us', 'sub_old', 'canceled', 'Starter', 0, 'usd', 1, NULL, NULL, false, now() - interval '390 days', 1),
+  ('{t}', 'acct_platform', 'cus_glx', 'sub_glx', 'active', 'Enterprise', 99900, 'usd', 50, NULL, NULL, false, now() - interval '300 days', 1),
+  ('{t}', 'acct_platform', 'cus_amb', 'sub_amb', 'active', 'Pro', 7000, 'usd', 1, NULL, NULL, false, now() - interval '30 days', 1);
+INSERT INTO billing.subscription_items (tenant_id, account_id, stripe_item_id, stripe_subscription_id, price_id, product_id, quantity, unit_amount, currency, interval, interval_count, usage_type) VALUES
+  ('{t}', 'acct_platform', 'si_us', 'sub_us', 'price_pro', 'prod_pro', 10, 5000, 'usd', 'month', 1, 'licensed');
+INSERT INTO billing.subscription_changes (tenant_id, account_id, stripe_subscription_id, stripe_customer_id, changed_at, source, movement, status_before, status_after, quantity_before, quantity_after, mrr_before_cents, mrr_after_cents, currency) VALUES
+  ('{t}', 'acct_platform', 'sub_us', 'cus_us', now() - interval '200 days', 'backfill', 'new', NULL, 'active', NULL, 6, 0, 30000, 'usd'),
+  ('{t}', 'acct_platform', 'sub_us', 'cus_us', now() - interval '40 days', 'event', 'expansion', 'active', 'active', 6, 10, 30000, 50000, 'usd'),
+  ('{t}', 'acct_platform', 'sub_old', 'cus_us', now() - interval '400 days', 'backfill', 'new', NULL, 'active', NULL, 1, 0, 10000, 'usd'),
+  ('{t}', 'acct_platform', 'sub_old', 'cus_us', now() - interval '20 days', 'event', 'churn', 'active', 'canceled', 1, 1, 10000, 0, 'usd'),
+  ('{t}', 'acct_connected', 'sub_eu', 'cus_eu', now() - interval '100 days', 'backfill', 'new', NULL, 'active', NULL, 4, 0, 20000, 'eur'),
+  ('{t}', 'acct_platform', 'sub_glx', 'cus_glx', now() - interval '60 days', 'event', 'new', 'incomplete', 'active', NULL, 50, 0, 99900, 'usd');
+"
+    );
+    // 25 USD invoices, one a day, newest first: in_us_00 is open with two failed attempts,
+    // in_us_03 uncollectible, the rest paid; 3 EUR ones (in_eu_1 open); 2 of Globex.
+    for day in 0..25 {
+        let status = match day {
+            0 => "open",
+            3 => "uncollectible",
+            _ => "paid",
+        };
+        sql.push_str(&format!(
+            "INSERT INTO billing.stripe_invoices (tenant_id, account_id, stripe_customer_id, stripe_invoice_id, stripe_subscription_id, number, amount_cents, amount_paid, amount_remaining, total, currency, status, attempt_count, created_at, due_date, source_created) \
+             VALUES ('{t}', 'acct_platform', 'cus_us', 'in_us_{day:02}', 'sub_us', 'ACME-{day:04}', 50000, {paid}, {left}, 50000, 'usd', '{status}', {attempts}, now() - interval '{day} days' - interval '1 hour', now() - interval '{day} days' + interval '7 days', 1);\n\
+             INSERT INTO billing.invoice_lines (tenant_id, account_id, stripe_invoice_id, line_id, stripe_subscription_id, price_id, description, amount, currency, quantity) \
+             VALUES ('{t}', 'acct_platform', 'in_us_{day:02}', 'il_{day:02}_a', 'sub_us', 'price_pro', '10 × Pro', 50000, 'usd', 10);\n",
+            paid = if status == "paid" { 50000 } else { 0 },
+            left = if status == "paid" { 0 } else { 50000 },
+            attempts = if day == 0 { 2 } else { 1 },
+        ));
+    }
+    sql.push_str(&format!(
+        "
+INSERT INTO billing.invoice_lines (tenant_id, account_id, stripe_invoice_id, line_id, description, amount, currency, quantity) VALUES
+  ('{t}', 'acct_platform', 'in_us_00', 'il_00_b', 'Overage', 1200, 'usd', 1);
+INSERT INTO billing.payment_attempts (tenant_id, account_id, charge_id, stripe_customer_id, stripe_invoice_id, attempted_at, amount, currency, outcome, failure_code, failure_message, attempt_number, source_created) VALUES
+  ('{t}', 'acct_platform', 'ch_1', 'cus_us', 'in_us_00', now() - interval '50 minutes', 50000, 'usd', 'failed', 'card_declined', 'Your card was declined.', 1, 1),
+  ('{t}', 'acct_platform', 'ch_2', 'cus_us', 'in_us_00', now() - interval '10 minutes', 50000, 'usd', 'failed', 'insufficient_funds', 'Your card has insufficient funds.', 2, 1),
+  ('{t}', 'acct_platform', 'ch_3', 'cus_us', 'in_us_01', now() - interval '1 day', 50000, 'usd', 'succeeded', NULL, NULL, 1, 1);
+INSERT INTO billing.stripe_invoices (tenant_id, account_id, stripe_customer_id, stripe_invoice_id, amount_cents, amount_paid, amount_remaining, total, currency, status, created_at, source_created) VALUES
+  ('{t}', 'acct_connected', 'cus_eu', 'in_eu_1', 20000, 0, 20000, 20000, 'eur', 'open', now() - interval '2 days', 1),
+  ('{t}', 'acct_connected', 'cus_eu', 'in_eu_2', 20000, 20000, 0, 20000, 'eur', 'paid', now() - interval '32 days', 1),
+  ('{t}', 'acct_connected', 'cus_eu', 'in_eu_3', 20000, 20000, 0, 20000, 'eur', 'paid', now() - interval '62 days', 1),
+  ('{t}', 'acct_platform', 'cus_glx', 'in_glx_1', 99900, 99900, 0, 99900, 'usd', 'paid', now() - interval '3 days', 1),
+  ('{t}', 'acct_platform', 'cus_amb', 'in_amb_1', 7000, 0, 7000, 7000, 'usd', 'open', now() - interval '1 days', 1);
+
+INSERT INTO risk.signals (id, tenant_id, kind, cause_key, stripe_customer_id, stripe_account_id, account_id, severity, summary, evidence, objects, occurred_at, raised_at, updated_at, resolved_at, resolution, source) VALUES
+  ('00000000-0000-0000-0000-00000000000a', '{t}', 'payment_failed', 'in_us_00', 'cus_us', 'acct_platform', 'acc-acme', 'high', 'Payment of $500.00 failed (attempt 2)', '{{\"attempt\": 2, \"failure_code\": \"insufficient_funds\"}}', '{{in_us_00}}', now() - interval '10 minutes', now() - interval '9 minutes', now() - interval '9 minutes', NULL, NULL, 'event'),
+  ('00000000-0000-0000-0000-00000000000b', '{t}', 'card_expiring', 'pm_us', 'cus_us', 'acct_platform', 'acc-acme', 'medium', 'Visa •••• 4242 expires 12/2026', '{{}}', '{{pm_us}}', now() - interval '2 days', now() - interval '2 days', now() - interval '2 days', NULL, NULL, 'scan'),
+  ('00000000-0000-0000-0000-00000000000c', '{t}', 'cancellation_requested', 'sub_us', 'cus_us', 'acct_platform', 'acc-acme', 'high', 'Cancellation requested', '{{}}', '{{sub_us}}', now() - interval '30 days', now() - interval '30 days', now() - interval '25 days', now() - interval '25 days', 'cancellation_withdrawn', 'event'),
+  ('00000000-0000-0000-0000-00000000000d', '{t}', 'card_expiring', 'pm_glx', 'cus_glx', 'acct_platform', 'acc-globex', 'medium', 'Card expires soon', '{{}}', '{{pm_glx}}', now() - interval '1 day', now() - interval '1 day', now() - interval '1 day', NULL, NULL, 'scan');
+INSERT INTO risk.health (tenant_id, account_id, score, band, components, computed_at, version) VALUES
+  ('{t}', 'acc-acme', 62, 'watch', '[{{\"kind\": \"payment_failed\", \"points\": 30}}]', now(), 3);
+INSERT INTO risk.links (tenant_id, stripe_customer_id, stripe_account_id, account_id, csm_user_id, version) VALUES
+  ('{t}', 'cus_us', 'acct_platform', 'acc-acme', 'csm-ana', 1),
+  ('{t}', 'cus_eu', 'acct_connected', 'acc-acme', 'csm-ana', 1),
+  ('{t}', 'cus_glx', 'acct_platform', 'acc-globex', 'csm-bob', 1);
+INSERT INTO risk.subscriptions (tenant_id, stripe_subscription_id, stripe_customer_id, status, mrr, currency, cancel_at_period_end, source_occurred_at) VALUES
+  ('{t}', 'sub_us', 'cus_us', 'active', 50000, 'usd', true, 1),
+  ('{t}', 'sub_eu', 'cus_eu', 'past_due', 20000, 'eur', false, 1),
+  ('{t}', 'sub_glx', 'cus_glx', 'active', 99900, 'usd', false, 1);
+"
+    ));
+    // The other tenant reuses cus_us (same Stripe account) for its own account acc-b.
+    let o = OTHER;
+    sql.push_str(&format!(
+        "
+INSERT INTO matching.accounts (tenant_id, account_id, name, source_updated_ms) VALUES ('{o}', 'acc-b', 'Other Co', 1);
+INSERT INTO matching.links (tenant_id, stripe_customer_id, stripe_account_id, account_id, status, method, confidence, decided_by, version) VALUES
+  ('{o}', 'cus_us', 'acct_platform', 'acc-b', 'linked', 'metadata_id', 1.0, 'matcher', 1);
+INSERT INTO billing.stripe_customers (tenant_id, account_id, stripe_customer_id, email, name, currency, source_created) VALUES
+  ('{o}', 'acct_platform', 'cus_us', 'secret@other.example', 'Other Co', 'usd', 1);
+INSERT INTO billing.stripe_invoices (tenant_id, account_id, stripe_customer_id, stripe_invoice_id, amount_cents, amount_paid, amount_remaining, total, currency, status, created_at, source_created) VALUES
+  ('{o}', 'acct_platform', 'cus_us', 'in_other_1', 100, 100, 0, 100, 'usd', 'paid', now(), 1);
+"
+    ));
+    sql
+}
+
+async fn setup() -> (TestEnv, query_api::testing::InProcess) {
+    let env = TestEnv::new();
+    let api = query_api::testing::InProcess::start(
+        env.common.clone(),
+        query_api::testing::settings(false),
+        JWT,
+        [9u8; 32],
+    )
+    .await;
+    // The owners' schemas, exactly as their services migrate them.
+    for spec in [sync_worker::spec(), matcher::spec(), risk_engine::spec()] {
+        platform::service::migrate(&spec, &env.common)
+            .await
+            .unwrap();
+    }
+    let mut conn = AsyncPgConnection::establish(&env.common.database.url)
+        .await
+        .unwrap();
+    conn.batch_execute(&book()).await.unwrap();
+    (env, api)
+}
+
+async fn get(api: &query_api::testing::InProcess, path: &str, token: &str) -> (u16, Value) {
+    api.call(Method::GET, path, Some(token), None).await
+}
+
+async fn ok(api: &query_api::testing::InProcess, path: &str, token: &str) -> Value {
+    let (status, body) = get(api, path, token).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+fn ids(list: &Value, key: &str) -> Vec<String> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|v| v[key].as_str().unwrap().to_owned())
+        .collect()
+}
+
+const ENDPOINTS: [&str; 5] = [
+    "/api/stripe/customer/",
+    "/api/stripe/subscriptions/",
+    "/api/stripe/invoices/",
+    "/api/stripe/mrr/",
+    "/api/stripe/signals/",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_read_aggregates_the_linked_customers_of_the_callers_tenant_only() {
+    let (env, api) = setup().await;
+    let ana = api.keys.mint(TENANT, "csm-ana", &[Role::Csm], 600).unwrap();
+    let stranger = api.keys.mint(OTHER, "csm-zed", &[Role::Csm], 600).unwrap();
+
+    // --- customer: both linked customers, how they were matched, card, health, signals, MRR.
+    let summary = ok(&api, "/api/stripe/customer/acc-acme", &ana).await;
+    assert_eq!(summary["account"]["account_id"], "acc-acme");
+    assert_eq!(summary["account"]["csm_user_id"], "csm-ana");
+    let customers = &summary["stripe_customers"];
+    assert_eq!(ids(customers, "stripe_customer_id"), ["cus_eu", "cus_us"]);
+    let (eu, us) = (&customers[0], &customers[1]);
+    assert_eq!(eu["stripe_account_id"], "acct_connected");
+    assert_eq!(eu["match"]["status"], "manual");
+    assert_eq!(eu["match"]["decided_by"], "admin-al");
+    assert_eq!(eu["default_card"], Value::Null);
+    assert_eq!(us["match"]["method"], "email_domain");
+    assert_eq!(us["match"]["confidence"], 0.9);
+    assert_eq!(us["match"]["evidence"][0]["domain"], "acme.com");
+    assert_eq!(us["default_card"]["brand"], "visa");
+    assert_eq!(us["default_card"]["last4"], "4242");
+    assert_eq!(us["default_card"]["exp_year"], 2026);
+    // The worst stage over its invoices: in_us_03 went uncollectible.
+    assert_eq!(us["payment_pattern"]["dunning_stage"], "uncollectible");
+    assert_eq!(us["payment_pattern"]["failed_attempts_30d"], 2);
+    assert_eq!(us["payment_pattern"]["open_invoices"], 1);
+    assert_eq!(summary["billing_health"]["score"], 62);
+    assert_eq!(summary["billing_health"]["band"], "watch");
+    // Open signals only, most severe first; acc-globex's never.
+    assert_eq!(
+        ids(&summary["open_signals"], "kind"),
+        ["payment_failed", "card_expiring"]
+    );
+    assert_eq!(summary["open_signals"][0]["evidence"]["attempt"], 2);
+    let mrr = &summary["mrr"];
+    assert_eq!(ids(mrr, "currency"), ["eur", "usd"]);
+    assert_eq!(mrr[0]["mrr_cents"], 20000);
+    assert_eq!(mrr[1]["mrr_cents"], 50000, "sub_old is canceled: 0");
+    assert_eq!(mrr[1]["arr_cents"], 600000);
+
+    // An account nobody is linked to yet: empty, not an error.
+    let empty = ok(&api, "/api/stripe/customer/acc-empty", &ana).await;
+    assert_eq!(empty["stripe_customers"], serde_json::json!([]));
+    assert_eq!(empty["billing_health"], Value::Null);
+    let empty_invoices = ok(&api, "/api/stripe/invoices/acc-empty", &ana).await;
+    assert_eq!(empty_invoices["data"], serde_json::json!([]));
+
+    // --- subscriptions: live ones first, items with product names, history newest first.
+    let subs = ok(&api, "/api/stripe/subscriptions/acc-acme", &ana).await;
+    let data = &subs["data"];
+    assert_eq!(
+        ids(data, "stripe_subscription_id"),
+        ["sub_eu", "sub_us", "sub_old"]
+    );
+    let sub_us = &data[1];
+    assert_eq!(sub_us["cancel_at_period_end"], true);
+    assert_eq!(sub_us["quantity"], 10);
+    assert_eq!(sub_us["items"][0]["product_name"], "Pro");
+    assert_eq!(sub_us["items"][0]["unit_amount"], 5000);
+    assert_eq!(ids(&sub_us["history"], "movement"), ["expansion", "new"]);
+    assert_eq!(sub_us["history"][0]["quantity_before"], 6);
+    assert_eq!(sub_us["history"][0]["baseline"], false);
+    assert_eq!(sub_us["history"][1]["baseline"], true);
+    assert_eq!(data[2]["history"][0]["movement"], "churn");
+
+    // --- invoices: 28 of acc-acme in pages of 10, newest first, no gap, no repeat.
+    let mut seen = Vec::new();
+    let mut path = "/api/stripe/invoices/acc-acme?limit=10".to_owned();
+    let mut pages = 0;
+    loop {
+        let page = ok(&api, &path, &ana).await;
+        pages += 1;
+        seen.extend(ids(&page["data"], "stripe_invoice_id"));
+        if page["has_more"] == false {
+            assert_eq!(page["next_cursor"], Value::Null);
+            break;
+        }
+        let cursor = page["next_cursor"].as_str().unwrap();
+        path = format!("/api/stripe/invoices/acc-acme?limit=10&starting_after={cursor}");
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 28);
+    assert_eq!(seen.iter().collect::<BTreeSet<_>>().len(), 28);
+    assert!(seen
+        .iter()
+        .all(|id| id.starts_with("in_us_") || id.starts_with("in_eu_")));
+    assert_eq!(&seen[..3], ["in_us_00", "in_us_01", "in_eu_1"]);
+    let first = ok(&api, "/api/stripe/invoices/acc-acme?limit=1", &ana).await;
+    let latest = &first["data"][0];
+    assert_eq!(latest["status"], "open");
+    assert_eq!(latest["amount_due"], 50000);
+    assert_eq!(latest["amount_remaining"], 50000);
+    assert_eq!(ids(&latest["lines"], "line_id"), ["il_00_a", "il_00_b"]);
+    let attempts = &latest["payment_attempts"];
+    assert_eq!(
+        ids(attempts, "failure_code"),
+        ["card_declined", "insufficient_funds"]
+    );
+    assert_eq!(attempts[1]["attempt_number"], 2);
+    assert_eq!(attempts[1]["outcome"], "failed");
+    // Filters: status (several), dates (a bare date is a whole UTC day).
+    let open = ok(
+        &api,
+        "/api/stripe/invoices/acc-acme?status=open,uncollectible",
+        &ana,
+    )
+    .await;
+    assert_eq!(
+        ids(&open["data"], "stripe_invoice_id"),
+        ["in_us_00", "in_eu_1", "in_us_03"]
+    );
+    let today = chrono::Utc::now().date_naive();
+    let since = today - chrono::Duration::days(40);
+    let window = ok(
+        &api,
+        &format!("/api/stripe/invoices/acc-acme?limit=100&created_gte={since}&created_lte={today}"),
+        &ana,
+    )
+    .await;
+    assert!(ids(&window["data"], "stripe_invoice_id").contains(&"in_eu_2".to_owned()));
+    assert!(!ids(&window["data"], "stripe_invoice_id").contains(&"in_eu_3".to_owned()));
+
+    // --- MRR: per currency, per live subscription, and the 12-month movement.
+    let report = ok(&api, "/api/stripe/mrr/acc-acme", &ana).await;
+    assert_eq!(ids(&report["current"], "currency"), ["eur", "usd"]);
+    assert_eq!(
+        ids(&report["subscriptions"], "stripe_subscription_id"),
+        ["sub_eu", "sub_us"]
+    );
+    let months = report["movement"]["months"].as_array().unwrap();
+    let usd: Vec<&Value> = months.iter().filter(|m| m["currency"] == "usd").collect();
+    let this_month = format!("{}", today.format("%Y-%m"));
+    let last = usd.last().unwrap();
+    assert_eq!(last["month"], this_month);
+    assert_eq!(last["mrr"], 50000);
+    let sum = |key: &str| usd.iter().map(|m| m[key].as_i64().unwrap()).sum::<i64>();
+    assert_eq!(sum("expansion"), 20000);
+    assert_eq!(sum("churn"), -10000);
+    assert_eq!(
+        sum("new"),
+        0,
+        "backfilled baselines are levels, not new revenue"
+    );
+    assert_eq!(usd.len(), 12, "sub_old was known 400 days ago");
+    let eur_now = months
+        .iter()
+        .find(|m| m["currency"] == "eur" && m["month"] == this_month)
+        .unwrap();
+    assert_eq!(eur_now["mrr"], 20000);
+
+    // --- signals: open by default, all, by kind, paged.
+    let open = ok(&api, "/api/stripe/signals/acc-acme", &ana).await;
+    assert_eq!(
+        ids(&open["data"], "kind"),
+        ["payment_failed", "card_expiring"]
+    );
+    let all = ok(&api, "/api/stripe/signals/acc-acme?status=all", &ana).await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 3);
+    let resolved = ok(&api, "/api/stripe/signals/acc-acme?status=resolved", &ana).await;
+    assert_eq!(resolved["data"][0]["resolution"], "cancellation_withdrawn");
+    let cards = ok(
+        &api,
+        "/api/stripe/signals/acc-acme?kind=card_expiring",
+        &ana,
+    )
+    .await;
+    assert_eq!(
+        ids(&cards["data"], "signal_id"),
+        ["00000000-0000-0000-0000-00000000000b"]
+    );
+    let page = ok(
+        &api,
+        "/api/stripe/signals/acc-acme?status=all&limit=2",
+        &ana,
+    )
+    .await;
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let rest = ok(
+        &api,
+        &format!("/api/stripe/signals/acc-acme?status=all&limit=2&starting_after={cursor}"),
+        &ana,
+    )
+    .await;
+    assert_eq!(ids(&rest["data"], "kind"), ["cancellation_requested"]);
+
+    // --- revenue at risk: acc-acme has an open payment signal; acc-globex only a card one.
+    let risk = ok(&api, "/api/stripe/revenue-at-risk", &ana).await;
+    assert_eq!(risk["total"]["usd"], 50000);
+    assert_eq!(risk["total"]["eur"], 20000);
+    assert_eq!(ids(&risk["accounts"], "account_id"), ["acc-acme"]);
+    assert_eq!(risk["by_csm"][0]["csm_user_id"], "csm-ana");
+    let bobs = ok(
+        &api,
+        "/api/stripe/revenue-at-risk?csm_user_id=csm-bob",
+        &ana,
+    )
+    .await;
+    assert_eq!(bobs["accounts"], serde_json::json!([]));
+
+    // --- the other tenant: its own cus_us only, never acc-acme's data.
+    let theirs = ok(&api, "/api/stripe/invoices/acc-b", &stranger).await;
+    assert_eq!(ids(&theirs["data"], "stripe_invoice_id"), ["in_other_1"]);
+    let their_customer = ok(&api, "/api/stripe/customer/acc-b", &stranger).await;
+    assert_eq!(
+        their_customer["stripe_customers"][0]["email"],
+        "secret@other.example"
+    );
+    let their_risk = ok(&api, "/api/stripe/revenue-at-risk", &stranger).await;
+    assert_eq!(their_risk["accounts"], serde_json::json!([]));
+    for endpoint in ENDPOINTS {
+        let (status, body) = get(&api, &format!("{endpoint}acc-acme"), &stranger).await;
+        assert_eq!(status, 404, "{endpoint}: {body}");
+        assert_eq!(body["error"]["code"], "not_found");
+        let (status, _) = get(&api, &format!("{endpoint}acc-b"), &ana).await;
+        assert_eq!(status, 404, "{endpoint} leaks acc-b");
+    }
+
+    // --- audit: who read which account; no billing data in the entries.
+    let mut conn = AsyncPgConnection::establish(&env.common.database.url)
+        .await
+        .unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Entry {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        action: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+    let entries: Vec<Entry> = diesel_async::RunQueryDsl::load(
+        diesel::sql_query(
+            "SELECT action, detail::text AS detail FROM integration.audit_log \
+             WHERE tenant_id = 't-reads' AND actor = 'csm-ana' AND target = 'acc-acme'",
+        ),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    let actions: BTreeSet<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    for action in [
+        "billing.customer.read",
+        "billing.subscriptions.read",
+        "billing.invoices.read",
+        "billing.mrr.read",
+        "billing.signals.read",
+    ] {
+        assert!(
+            actions.contains(action),
+            "{action} not audited: {actions:?}"
+        );
+    }
+    assert!(entries
+        .iter()
+        .all(|e| !e.detail.contains("acme.com") && !e.detail.contains("4242")));
+
+    api.stop().await;
+    env.cleanup(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_ids_filters_cursors_and_missing_tokens_are_refused() {
+    let (env, api) = setup().await;
+    let ana = api.keys.mint(TENANT, "csm-ana", &[Role::Csm], 600).unwrap();
+    let no_role = api.keys.mint(TENANT, "viewer", &[], 600).unwrap();
+    for endpoint in ENDPOINTS {
+        let path = format!("{endpoint}acc-acme");
+        let (status, _) = api.call(Method::GET, &path, None, None).await;
+        assert_eq!(status, 401, "{path} without a token");
+        let (status, _) = api.call(Method::GET, &path, Some("not-a-jwt"), None).await;
+        assert_eq!(status, 401, "{path} with a forged token");
+        let (status, _) = get(&api, &path, &no_role).await;
+        assert_eq!(status, 403, "{path} without a role");
+        let (status, _) = get(&api, &format!("{endpoint}acc-nobody"), &ana).await;
+        assert_eq!(status, 404, "{path} unknown account");
+        for bad in ["%20acc-acme", "acc%00acme", &"x".repeat(129)] {
+            let (status, body) = get(&api, &format!("{endpoint}{bad}"), &ana).await;
+            assert_eq!(status, 400, "{endpoint}{bad}: {body}");
+            assert_eq!(body["error"]["code"], "bad_request");
+        }
+    }
+    for query in [
+        "status=late",
+        "limit=0",
+        "limit=101",
+        "limit=ten",
+        "created_gte=tomorrow",
+        "created_gte=2026-11-02&created_lte=2026-11-01",
+        "starting_after=garbage",
+        "unknown=1",
+    ] {
+        let (status, body) = get(
+            &api,
+            &format!("/api/stripe/invoices/acc-acme?{query}"),
+            &ana,
+        )
+        .await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"]["code"], "bad_request", "{query}");
+    }
+    for query in [
+        "status=closed",
+        "kind=bogus",
+        "limit=201",
+        "starting_after=%%%",
+    ] {
+        let (status, _) = get(&api, &format!("/api/stripe/signals/acc-acme?{query}"), &ana).await;
+        assert_eq!(status, 400, "signals {query}");
+    }
+    let (status, _) = get(&api, "/api/stripe/revenue-at-risk?csm=ana", &ana).await;
+    assert_eq!(status, 400);
+    let (status, _) = api
+        .call(Method::GET, "/api/stripe/revenue-at-risk", None, None)
+        .await;
+    assert_eq!(status, 401);
+    // Refusals are not reads: nothing audited for them.
+    let mut conn = AsyncPgConnection::establish(&env.common.database.url)
+        .await
+        .unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let audited: Count = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM integration.audit_log WHERE action LIKE 'billing.%'",
+        ),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    assert_eq!(audited.n, 0);
+    api.stop().await;
+    env.cleanup(&[]).await;
+}
