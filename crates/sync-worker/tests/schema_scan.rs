@@ -57,6 +57,42 @@ const ALLOWED: &[(&str, &str, &str, &str)] = &[
         "the last four digits only: CHAR(4) with a four-digit CHECK, asserted below",
     ),
     (
+        "billing",
+        "invoice_history",
+        "number",
+        "the invoice number of billing.stripe_invoices through query-api's read model",
+    ),
+    (
+        "billing",
+        "payment_attempt_history",
+        "attempt_number",
+        "the attempt position of billing.payment_attempts through query-api's read model",
+    ),
+    (
+        "billing",
+        "customer_profiles",
+        "card_brand",
+        "the default card's network name (payment_methods.card_brand) through query-api's read model",
+    ),
+    (
+        "billing",
+        "customer_profiles",
+        "card_last4",
+        "payment_methods.card_last4 (four digits, CHECKed) through query-api's read model",
+    ),
+    (
+        "billing",
+        "customer_profiles",
+        "card_exp_month",
+        "the default card's expiry month (1-12), needed for card-expiring signals and the widget",
+    ),
+    (
+        "billing",
+        "customer_profiles",
+        "card_exp_year",
+        "the default card's expiry year, needed for card-expiring signals and the widget",
+    ),
+    (
         "integration",
         "connections",
         "secret_sealed",
