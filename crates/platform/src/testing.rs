@@ -107,15 +107,20 @@ fn drain_stderr(
             let mut kept = into.lock().unwrap_or_else(|p| p.into_inner());
             kept.push_str(&String::from_utf8_lossy(&line));
             if kept.len() > STDERR_KEPT {
-                let cut = kept.len() - STDERR_KEPT / 2;
-                let cut = (cut..kept.len())
-                    .find(|&i| kept.is_char_boundary(i))
-                    .unwrap_or(0);
+                let cut = kept.len() - tail(&kept, STDERR_KEPT / 2).len();
                 kept.drain(..cut);
             }
             line.clear();
         }
     })
+}
+
+/// The last `max` bytes of `text` or fewer, starting on a character boundary.
+fn tail(text: &str, max: usize) -> &str {
+    let from = (text.len().saturating_sub(max)..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    &text[from..]
 }
 
 /// A port nobody listens on right now.
@@ -196,20 +201,17 @@ impl ServiceProcess {
             .status();
         for _ in 0..200 {
             if let Ok(Some(status)) = self.child.try_wait() {
-                if let Some(reader) = self.stderr_reader.take() {
-                    let _ = reader.join();
-                }
+                self.join_stderr_reader();
                 return status;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         let _ = self.child.kill();
         let logged = self.stderr();
-        let from = (logged.len().saturating_sub(8000)..logged.len())
-            .find(|&i| logged.is_char_boundary(i))
-            .unwrap_or(0);
-        let tail = &logged[from..];
-        panic!("service did not exit within 20 s of SIGTERM; its last log lines:\n{tail}");
+        panic!(
+            "service did not exit within 20 s of SIGTERM; its last log lines:\n{}",
+            tail(&logged, 8000)
+        );
     }
 
     /// Stops the process (SIGTERM) and returns its exit status and everything it logged.
@@ -226,12 +228,17 @@ impl ServiceProcess {
         let _ = self.child.wait();
     }
 
+    /// After the process exited: waits until its last log line is read.
+    fn join_stderr_reader(&mut self) {
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+    }
+
     /// Everything logged so far; after the process exited, everything it logged.
     fn stderr(&mut self) -> String {
         if self.child.try_wait().is_ok_and(|s| s.is_some()) {
-            if let Some(reader) = self.stderr_reader.take() {
-                let _ = reader.join();
-            }
+            self.join_stderr_reader();
         }
         self.stderr
             .lock()

@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use crate::error::ApiError;
 
@@ -41,6 +42,50 @@ impl Cursor {
             at,
             id: id.to_owned(),
         })
+    }
+}
+
+/// One page of an account's list.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub account_id: String,
+    pub data: Vec<T>,
+    pub has_more: bool,
+    /// Pass as `starting_after` for the next page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Cuts `rows` (fetched with `LIMIT limit + 1`) to `limit`; the extra row only says there
+    /// is more, and the cursor points after the last row kept.
+    pub fn cut(
+        account_id: String,
+        mut rows: Vec<T>,
+        limit: i64,
+        position: impl Fn(&T) -> Cursor,
+    ) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let has_more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_cursor = has_more
+            .then(|| rows.last())
+            .flatten()
+            .map(|last| position(last).encode());
+        Self {
+            account_id,
+            data: rows,
+            has_more,
+            next_cursor,
+        }
+    }
+
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            account_id: self.account_id,
+            data: self.data.into_iter().map(f).collect(),
+            has_more: self.has_more,
+            next_cursor: self.next_cursor,
+        }
     }
 }
 

@@ -8,12 +8,16 @@ use std::collections::HashMap;
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl as _;
 use serde::{Deserialize, Serialize};
 
-use super::{cursor::Cursor, params, scope, scoped};
+use super::{
+    cursor::{Cursor, Page},
+    group_by, params, scope, scoped,
+};
 use crate::{
     app::AppState,
     auth::{Caller, Role},
@@ -149,15 +153,6 @@ pub struct Invoice {
     pub payment_attempts: Vec<AttemptRow>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct InvoicePage {
-    pub account_id: String,
-    pub data: Vec<Invoice>,
-    pub has_more: bool,
-    /// Pass as `starting_after` for the next page.
-    pub next_cursor: Option<String>,
-}
-
 /// The validated filters of one request.
 struct Filters {
     statuses: Option<Vec<String>>,
@@ -228,8 +223,8 @@ async fn load(
     conn: &mut diesel_async::AsyncPgConnection,
     scope: &scope::AccountScope,
     filters: &Filters,
-) -> Result<InvoicePage, ApiError> {
-    let mut invoices: Vec<InvoiceRow> = scoped(
+) -> Result<Page<Invoice>, ApiError> {
+    let invoices: Vec<InvoiceRow> = scoped(
         format!(
         "SELECT stripe_invoice_id, stripe_customer_id, stripe_account_id, stripe_subscription_id, number, status, \
                 currency, amount_due, amount_paid, amount_remaining, total, billing_reason, collection_method, \
@@ -255,84 +250,96 @@ async fn load(
     .bind::<BigInt, _>(filters.limit + 1)
     .load(conn)
     .await?;
-    let has_more = invoices.len() as i64 > filters.limit;
-    invoices.truncate(filters.limit as usize);
-    let next_cursor = has_more.then(|| invoices.last()).flatten().map(|last| {
+    let page = Page::cut(scope.account_id.clone(), invoices, filters.limit, |last| {
         Cursor {
             at: last.created_at,
             id: last.stripe_invoice_id.clone(),
         }
-        .encode()
     });
 
-    let ids: Vec<String> = invoices
+    let ids: Vec<String> = page
+        .data
         .iter()
         .map(|i| i.stripe_invoice_id.clone())
         .collect();
-    let mut lines = by_invoice(
-        diesel::sql_query(
-            "SELECT stripe_account_id, stripe_invoice_id, line_id, description, price_id, stripe_subscription_id, \
-                    amount, currency, quantity, period_start, period_end \
-             FROM billing.invoice_line_items \
-             WHERE tenant_id = $1 AND stripe_account_id = ANY($2) AND stripe_invoice_id = ANY($3) \
-             ORDER BY stripe_invoice_id, line_id",
-        )
-        .bind::<Text, _>(&scope.tenant_id)
-        .bind::<Array<Text>, _>(&scope.stripe_accounts)
-        .bind::<Array<Text>, _>(&ids)
-        .load::<LineRow>(conn)
-        .await?,
-        |l| (l.stripe_account_id.clone(), l.stripe_invoice_id.clone()),
-    );
-    let mut attempts = by_invoice(
-        diesel::sql_query(
-            "SELECT stripe_account_id, stripe_invoice_id, charge_id, payment_intent_id, attempted_at, amount, \
-                    currency, outcome, failure_code, failure_message, attempt_number \
-             FROM billing.payment_attempt_history \
-             WHERE tenant_id = $1 AND stripe_account_id = ANY($2) AND stripe_invoice_id = ANY($3) \
-             ORDER BY attempted_at, charge_id",
-        )
-        .bind::<Text, _>(&scope.tenant_id)
-        .bind::<Array<Text>, _>(&scope.stripe_accounts)
-        .bind::<Array<Text>, _>(&ids)
-        .load::<AttemptRow>(conn)
-        .await?,
-        |a| (a.stripe_account_id.clone(), a.stripe_invoice_id.clone()),
-    );
-    let data = invoices
-        .into_iter()
-        .map(|invoice| {
-            let key = (
-                invoice.stripe_account_id.clone(),
-                invoice.stripe_invoice_id.clone(),
-            );
-            Invoice {
-                lines: lines.remove(&key).unwrap_or_default(),
-                payment_attempts: attempts.remove(&key).unwrap_or_default(),
-                invoice,
-            }
-        })
-        .collect();
-    Ok(InvoicePage {
-        account_id: scope.account_id.clone(),
-        data,
-        has_more,
-        next_cursor,
-    })
+    let mut lines = of_page::<LineRow>(
+        conn,
+        "line_id, description, price_id, stripe_subscription_id, amount, currency, quantity, period_start, \
+         period_end FROM billing.invoice_line_items",
+        "stripe_invoice_id, line_id",
+        scope,
+        &ids,
+    )
+    .await?;
+    let mut attempts = of_page::<AttemptRow>(
+        conn,
+        "charge_id, payment_intent_id, attempted_at, amount, currency, outcome, failure_code, failure_message, \
+         attempt_number FROM billing.payment_attempt_history",
+        "attempted_at, charge_id",
+        scope,
+        &ids,
+    )
+    .await?;
+    Ok(page.map(|invoice| {
+        let key = (
+            invoice.stripe_account_id.clone(),
+            invoice.stripe_invoice_id.clone(),
+        );
+        Invoice {
+            lines: lines.remove(&key).unwrap_or_default(),
+            payment_attempts: attempts.remove(&key).unwrap_or_default(),
+            invoice,
+        }
+    }))
 }
 
-/// Groups rows by (Stripe account, invoice), keeping their order.
-fn by_invoice<T>(
-    rows: Vec<T>,
-    key: impl Fn(&T) -> (String, String),
-) -> HashMap<(String, String), Vec<T>> {
-    let mut grouped: HashMap<(String, String), Vec<T>> = HashMap::new();
-    for row in rows {
-        grouped.entry(key(&row)).or_default().push(row);
+/// A row that belongs to one invoice of one Stripe account.
+trait OfInvoice {
+    fn invoice_key(&self) -> (String, String);
+}
+
+impl OfInvoice for LineRow {
+    fn invoice_key(&self) -> (String, String) {
+        (
+            self.stripe_account_id.clone(),
+            self.stripe_invoice_id.clone(),
+        )
     }
-    grouped
 }
 
+impl OfInvoice for AttemptRow {
+    fn invoice_key(&self) -> (String, String) {
+        (
+            self.stripe_account_id.clone(),
+            self.stripe_invoice_id.clone(),
+        )
+    }
+}
+
+/// The rows of the page's invoices (`columns_from` = "<columns> FROM <view>"), grouped by
+/// (Stripe account, invoice).
+async fn of_page<T>(
+    conn: &mut diesel_async::AsyncPgConnection,
+    columns_from: &str,
+    order_by: &str,
+    scope: &scope::AccountScope,
+    ids: &[String],
+) -> diesel::QueryResult<HashMap<(String, String), Vec<T>>>
+where
+    T: QueryableByName<Pg> + OfInvoice + Send + 'static,
+{
+    let rows: Vec<T> = diesel::sql_query(format!(
+        "SELECT stripe_account_id, stripe_invoice_id, {columns_from} \
+         WHERE tenant_id = $1 AND stripe_account_id = ANY($2) AND stripe_invoice_id = ANY($3) \
+         ORDER BY {order_by}"
+    ))
+    .bind::<Text, _>(&scope.tenant_id)
+    .bind::<Array<Text>, _>(&scope.stripe_accounts)
+    .bind::<Array<Text>, _>(ids)
+    .load(conn)
+    .await?;
+    Ok(group_by(rows, T::invoice_key))
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,18 +383,5 @@ mod tests {
         let defaults = filters(&query(&[])).unwrap();
         assert_eq!(defaults.limit, 20);
         assert!(defaults.statuses.is_none() && defaults.after.is_none());
-    }
-
-    #[test]
-    fn rows_group_by_invoice_in_order() {
-        let grouped = by_invoice(
-            vec![("a", "in_1", 1), ("a", "in_2", 2), ("a", "in_1", 3)],
-            |r| (r.0.to_owned(), r.1.to_owned()),
-        );
-        assert_eq!(
-            grouped[&("a".into(), "in_1".into())],
-            vec![("a", "in_1", 1), ("a", "in_1", 3)]
-        );
-        assert_eq!(grouped.len(), 2);
     }
 }

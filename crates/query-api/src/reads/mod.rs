@@ -13,6 +13,9 @@ pub mod scope;
 pub mod signals;
 pub mod subscriptions;
 
+use std::collections::HashMap;
+use std::hash::Hash;
+
 use actix_web::web;
 use diesel::pg::Pg;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
@@ -57,6 +60,15 @@ pub fn scoped(sql: impl Into<String>, scope: &scope::AccountScope) -> ScopedQuer
         .bind::<Array<Text>, _>(&scope.stripe_customers)
 }
 
+/// Groups rows by `key`, keeping their order within each group.
+pub fn group_by<K: Eq + Hash, T>(rows: Vec<T>, key: impl Fn(&T) -> K) -> HashMap<K, Vec<T>> {
+    let mut grouped: HashMap<K, Vec<T>> = HashMap::new();
+    for row in rows {
+        grouped.entry(key(&row)).or_default().push(row);
+    }
+    grouped
+}
+
 /// Audit entry for a read of `scope`'s billing data: who read which account, how much.
 pub async fn audited(
     conn: &mut AsyncPgConnection,
@@ -73,4 +85,22 @@ pub async fn audited(
     }
     audit::record(conn, caller, action, Some(&scope.account_id), detail).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_group_by_invoice_in_order() {
+        let grouped = group_by(
+            vec![("a", "in_1", 1), ("a", "in_2", 2), ("a", "in_1", 3)],
+            |r| (r.0.to_owned(), r.1.to_owned()),
+        );
+        assert_eq!(
+            grouped[&("a".into(), "in_1".into())],
+            vec![("a", "in_1", 1), ("a", "in_1", 3)]
+        );
+        assert_eq!(grouped.len(), 2);
+    }
 }

@@ -3,8 +3,6 @@
 //! the risk engine's (`risk.revenue_at_risk`, `risk.account_signals`); the arithmetic is
 //! [`domain::risk::revenue_at_risk`]. `csm_user_id` narrows it to one CSM's accounts.
 
-use std::collections::HashMap;
-
 use actix_web::{web, HttpResponse};
 use diesel::sql_types::{Array, BigInt, Nullable, Text};
 use diesel::QueryableByName;
@@ -79,8 +77,8 @@ pub async fn show(
     .await?;
     let accounts: Vec<String> = open.iter().map(|o| o.account_id.clone()).collect();
     let mrr_rows: Vec<AccountMrr> = diesel::sql_query(
-        "SELECT account_id, currency, sum(mrr)::BIGINT AS mrr FROM risk.revenue_at_risk \
-         WHERE tenant_id = $1 AND account_id = ANY($2) GROUP BY account_id, currency",
+        "SELECT account_id, currency, mrr FROM risk.revenue_at_risk \
+         WHERE tenant_id = $1 AND account_id = ANY($2)",
     )
     .bind::<Text, _>(tenant)
     .bind::<Array<Text>, _>(&accounts)
@@ -98,24 +96,18 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(report))
 }
 
+/// One entry per open-signal row and one per MRR row; [`revenue_at_risk`] merges entries of
+/// the same account (MRR summed, kinds united, the CSM the one given).
 fn to_accounts(
     open: Vec<OpenKinds>,
     mrr_rows: Vec<AccountMrr>,
 ) -> Result<Vec<AccountRisk>, ApiError> {
-    let mut mrr: HashMap<String, MoneyByCurrency> = HashMap::new();
-    for row in mrr_rows {
-        let currency = Currency::parse(&row.currency).map_err(ApiError::internal)?;
-        mrr.entry(row.account_id)
-            .or_default()
-            .add(Money::new(row.mrr, currency))
-            .map_err(ApiError::internal)?;
-    }
-    Ok(open
+    let mut accounts: Vec<AccountRisk> = open
         .into_iter()
         .map(|o| AccountRisk {
-            mrr: mrr.remove(&o.account_id).unwrap_or_default(),
             account_id: AccountId::new(o.account_id),
             csm_user_id: o.csm_user_id,
+            mrr: MoneyByCurrency::new(),
             // A kind this build does not know (a newer risk engine) is not a payment signal
             // it could weigh; skipped rather than failing the report.
             open_signal_kinds: o
@@ -124,5 +116,16 @@ fn to_accounts(
                 .filter_map(|k| k.parse::<SignalKind>().ok())
                 .collect(),
         })
-        .collect())
+        .collect();
+    for row in mrr_rows {
+        let currency = Currency::parse(&row.currency).map_err(ApiError::internal)?;
+        accounts.push(AccountRisk {
+            account_id: AccountId::new(row.account_id),
+            csm_user_id: None,
+            mrr: MoneyByCurrency::try_sum([Money::new(row.mrr, currency)])
+                .map_err(ApiError::internal)?,
+            open_signal_kinds: Vec::new(),
+        });
+    }
+    Ok(accounts)
 }

@@ -10,7 +10,10 @@ use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use serde::{Deserialize, Serialize};
 
-use super::{cursor::Cursor, params, scope};
+use super::{
+    cursor::{Cursor, Page},
+    params, scope,
+};
 use crate::{
     app::AppState,
     auth::{Caller, Role},
@@ -84,14 +87,6 @@ pub struct SignalQuery {
     pub starting_after: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct SignalPage {
-    pub account_id: String,
-    pub data: Vec<SignalView>,
-    pub has_more: bool,
-    pub next_cursor: Option<String>,
-}
-
 pub async fn list(
     caller: Caller,
     state: web::Data<AppState>,
@@ -131,7 +126,7 @@ pub async fn list(
         .transpose()?;
     let mut conn = state.conn().await?;
     let scope = scope::resolve(&mut conn, &caller, &path).await?;
-    let mut rows: Vec<SignalView> = diesel::sql_query(format!(
+    let rows: Vec<SignalView> = diesel::sql_query(format!(
         "SELECT {SIGNAL_COLUMNS} FROM risk.account_signals \
          WHERE tenant_id = $1 AND account_id = $2 \
            AND ((resolved_at IS NULL AND $3) OR (resolved_at IS NOT NULL AND $4)) \
@@ -149,27 +144,17 @@ pub async fn list(
     .bind::<BigInt, _>(limit + 1)
     .load(&mut conn)
     .await?;
-    let has_more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = has_more.then(|| rows.last()).flatten().map(|last| {
-        Cursor {
-            at: last.raised_at,
-            id: last.signal_id.to_string(),
-        }
-        .encode()
+    let page = Page::cut(scope.account_id.clone(), rows, limit, |last| Cursor {
+        at: last.raised_at,
+        id: last.signal_id.to_string(),
     });
     super::audited(
         &mut conn,
         &caller,
         "billing.signals.read",
         &scope,
-        serde_json::json!({ "returned": rows.len() }),
+        serde_json::json!({ "returned": page.data.len() }),
     )
     .await?;
-    Ok(HttpResponse::Ok().json(SignalPage {
-        account_id: scope.account_id,
-        data: rows,
-        has_more,
-        next_cursor,
-    }))
+    Ok(HttpResponse::Ok().json(page))
 }

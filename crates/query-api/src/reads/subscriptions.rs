@@ -3,8 +3,6 @@
 //! period, cancel-at-period-end, MRR — with its change history (newest first, the latest 50
 //! per subscription). Canceled subscriptions stay listed: churn is part of the story.
 
-use std::collections::HashMap;
-
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Bool, Jsonb, Nullable, Text, Timestamptz};
@@ -12,7 +10,7 @@ use diesel::QueryableByName;
 use diesel_async::RunQueryDsl as _;
 use serde::Serialize;
 
-use super::{scope, scoped};
+use super::{group_by, scope, scoped};
 use crate::{
     app::AppState,
     auth::{Caller, Role},
@@ -160,16 +158,12 @@ pub async fn list(
     .bind::<BigInt, _>(HISTORY_PER_SUBSCRIPTION)
     .load(&mut conn)
     .await?;
-    let mut history: HashMap<(String, String), Vec<ChangeRow>> = HashMap::new();
-    for change in changes {
-        history
-            .entry((
-                change.stripe_account_id.clone(),
-                change.stripe_subscription_id.clone(),
-            ))
-            .or_default()
-            .push(change);
-    }
+    let mut history = group_by(changes, |c| {
+        (
+            c.stripe_account_id.clone(),
+            c.stripe_subscription_id.clone(),
+        )
+    });
     let data: Vec<Subscription> = subscriptions
         .into_iter()
         .map(|subscription| Subscription {
