@@ -95,7 +95,7 @@ for r in json.load(sys.stdin)["data"]:
 
 echo
 echo "== A CSM asks in chat: \"alert me on payment failures for all accounts\""
-api /api/chat/commands -X POST -H 'content-type: application/json' \
+api /api/stripe/chat -X POST -H 'content-type: application/json' \
   -d '{"text":"alert me on payment failures for all accounts"}' | python3 -c '
 import json, sys
 r = json.load(sys.stdin)

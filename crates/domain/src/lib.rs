@@ -10,9 +10,12 @@
 //! - [`matching`]: linking Stripe customers to CSCX accounts (metadata id,
 //!   business email domain, company name).
 //! - [`webhook_signature`]: Stripe's `Stripe-Signature` scheme, verified and produced.
+//! - [`chat`]: the chat commands (billing status, failed payments, MRR, alerts) and
+//!   which account a typed name means.
 //! - [`risk`]: risk signals from invoices, subscriptions, cards and disputes,
 //!   the billing health score, revenue at risk and CSM alert rules.
 
+pub mod chat;
 pub mod decimal;
 pub mod ids;
 pub mod matching;

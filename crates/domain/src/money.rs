@@ -169,6 +169,41 @@ impl Money {
         self.minor < 0
     }
 
+    /// The amount for people: `$1,234.56`, `€12.00`, `£0.50`, `¥1,200`, otherwise the
+    /// number and the code (`1,234.567 KWD`); minus sign first (`-$5.00`).
+    pub fn display(&self) -> String {
+        let exponent = self.currency.minor_unit_exponent();
+        let scale = 10u64.pow(exponent);
+        let magnitude = self.minor.unsigned_abs();
+        let (whole, fraction) = (magnitude / scale, magnitude % scale);
+        let digits = whole.to_string();
+        let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+        for (i, digit) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(digit);
+        }
+        if exponent > 0 {
+            grouped.push_str(&format!(".{fraction:0width$}", width = exponent as usize));
+        }
+        let sign = if self.minor < 0 { "-" } else { "" };
+        let symbol = match self.currency.as_str() {
+            "usd" => Some("$"),
+            "eur" => Some("€"),
+            "gbp" => Some("£"),
+            "jpy" => Some("¥"),
+            _ => None,
+        };
+        match symbol {
+            Some(symbol) => format!("{sign}{symbol}{grouped}"),
+            None => format!(
+                "{sign}{grouped} {}",
+                self.currency.as_str().to_ascii_uppercase()
+            ),
+        }
+    }
+
     fn same_currency(&self, other: &Money) -> Result<(), MoneyError> {
         if self.currency == other.currency {
             Ok(())
@@ -358,6 +393,20 @@ mod tests {
 
     fn usd(minor: i64) -> Money {
         Money::new(minor, Currency::USD)
+    }
+
+    #[test]
+    fn amounts_display_with_symbol_grouping_and_stripe_exponent() {
+        let money = |minor, code| Money::new(minor, Currency::parse(code).unwrap()).display();
+        assert_eq!(money(123_456, "usd"), "$1,234.56");
+        assert_eq!(money(5, "usd"), "$0.05");
+        assert_eq!(money(0, "eur"), "€0.00");
+        assert_eq!(money(-500, "gbp"), "-£5.00");
+        assert_eq!(money(1_200, "jpy"), "¥1,200");
+        assert_eq!(money(1_234_567, "kwd"), "1,234.567 KWD");
+        assert_eq!(money(100_000_000, "chf"), "1,000,000.00 CHF");
+        assert_eq!(money(99, "krw"), "99 KRW");
+        assert_eq!(money(i64::MIN, "usd"), "-$92,233,720,368,547,758.08");
     }
 
     #[test]

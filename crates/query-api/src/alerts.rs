@@ -1,5 +1,5 @@
 //! CSM alerts (FR-5, AC-3): a CSM's alert rules — set with `POST /api/alerts/rules` or the chat
-//! command "alert me on payment failures" (`POST /api/chat/commands`) — and the alerts they
+//! command "alert me on payment failures" (`crate::chat`) — and the alerts they
 //! produced. The risk engine owns rules and alerts: a rule change is an `AlertRuleRequested`
 //! on the `risk` exchange (202 once the broker confirmed it); reads go through its views
 //! (`risk.csm_alert_rules`, `risk.csm_alerts`). A CSM manages their own rules; an admin may
@@ -13,7 +13,7 @@ use contracts::{v1, Contract as _};
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl as _;
-use domain::risk::{parse_alert_command, AlertRule, AlertScope, DigestMode, Severity, SignalKind};
+use domain::risk::{AlertRule, AlertScope, DigestMode, Severity, SignalKind};
 use platform::amqp::Outgoing;
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
@@ -29,8 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/alerts/rules", web::get().to(list_rules))
         .route("/api/alerts/rules", web::post().to(create_rule))
         .route("/api/alerts/rules/{rule_id}", web::delete().to(delete_rule))
-        .route("/api/alerts", web::get().to(list_alerts))
-        .route("/api/chat/commands", web::post().to(chat));
+        .route("/api/alerts", web::get().to(list_alerts));
 }
 
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -173,7 +172,7 @@ async fn publish_rule(
     }
 }
 
-async fn save(
+pub async fn save(
     state: &AppState,
     caller: &Caller,
     rule: AlertRule,
@@ -379,34 +378,4 @@ async fn list_alerts(
     )
     .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": alerts })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChatCommand {
-    pub text: String,
-}
-
-/// `POST /api/chat/commands`: the PRD's chat commands. "Alert me on …" creates a rule for the
-/// caller; anything else is answered with what is understood.
-async fn chat(
-    caller: Caller,
-    state: web::Data<AppState>,
-    body: web::Json<ChatCommand>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Csm)?;
-    let text = body.text.trim();
-    if text.is_empty() || text.chars().count() > 500 {
-        return Err(ApiError::BadRequest("text must be 1–500 characters".into()));
-    }
-    let draft = parse_alert_command(text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let rule = draft.into_rule(caller.user.clone());
-    let accepted = save(&state, &caller, rule, "chat").await?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({
-        "command": "alert_rule",
-        "reply": accepted.description,
-        "rule_id": accepted.rule_id,
-        "request_id": accepted.request_id,
-        "status": accepted.status,
-    })))
 }

@@ -88,6 +88,7 @@ impl Application {
                     .configure(crate::alerts::configure)
                     .configure(crate::alert_webhook::configure)
                     .configure(crate::reads::configure)
+                    .configure(crate::chat::configure)
             })
             .disable_signals()
             .shutdown_timeout(10)

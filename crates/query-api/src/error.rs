@@ -13,6 +13,9 @@ pub enum ApiError {
     Forbidden(&'static str),
     #[error("not found")]
     NotFound,
+    /// A 404 that says what was not found (e.g. an account name typed in the chat).
+    #[error("{0}")]
+    NotFoundWith(String),
     #[error("{0}")]
     Conflict(String),
     #[error("temporarily unavailable; retry")]
@@ -27,7 +30,7 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden(_) => "forbidden",
-            Self::NotFound => "not_found",
+            Self::NotFound | Self::NotFoundWith(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::Unavailable => "unavailable",
             Self::Internal(_) => "internal",
@@ -45,7 +48,7 @@ impl ResponseError for ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NotFoundWith(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

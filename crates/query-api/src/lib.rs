@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod chat;
 pub mod connections;
 pub mod deauthorization;
 pub mod error;

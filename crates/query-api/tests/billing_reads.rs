@@ -515,3 +515,204 @@ async fn bad_ids_filters_cursors_and_missing_tokens_are_refused() {
     api.stop().await;
     env.cleanup(&[]).await;
 }
+
+async fn chat(
+    api: &query_api::testing::InProcess,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
+    api.call(Method::POST, "/api/stripe/chat", token, Some(body))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_answers_the_prds_questions_about_an_account_named_in_the_text() {
+    let (env, api) = setup().await;
+    let ana = api.keys.mint(TENANT, "csm-ana", &[Role::Csm], 600).unwrap();
+
+    let (status, status_reply) = chat(
+        &api,
+        Some(&ana),
+        serde_json::json!({ "text": "What's the billing status for Acme Corp?" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{status_reply}");
+    assert_eq!(status_reply["command"], "billing_status");
+    assert_eq!(status_reply["status"], "answered");
+    assert_eq!(status_reply["account"]["account_id"], "acc-acme");
+    let text = status_reply["reply"].as_str().unwrap();
+    for expected in [
+        "Acme Corp: billing health 62/100 (watch)",
+        "2 subscriptions: 1 past due, 1 active",
+        "1 subscription is set to cancel at period end",
+        "MRR €200.00 (ARR €2,400.00) + $500.00 (ARR $6,000.00)",
+        "Next invoice",
+        "2 open signals: Payment of $500.00 failed (attempt 2) [high]",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in {text:?}");
+    }
+    let answer = &status_reply["answer"];
+    assert_eq!(answer["health"]["score"], 62);
+    assert_eq!(answer["subscriptions"].as_array().unwrap().len(), 2);
+    assert!(answer["next_invoice_at"].is_string(), "{answer}");
+
+    // "acme" alone names Acme Corp: no other account of the tenant fits.
+    let (status, failed) = chat(
+        &api,
+        Some(&ana),
+        serde_json::json!({ "text": "any failed payments for acme?" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{failed}");
+    assert_eq!(failed["command"], "failed_payments");
+    let text = failed["reply"].as_str().unwrap();
+    for expected in [
+        "Acme Corp: 2 failed payments in the last 90 days",
+        "(insufficient_funds: Your card has insufficient funds.)",
+        "(card_declined: Your card was declined.)",
+        "1 unpaid invoice: ACME-0000 $500.00 remaining after 2 attempts",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in {text:?}");
+    }
+    assert_eq!(
+        ids(&failed["answer"]["failed_payments"], "charge_id"),
+        ["ch_2", "ch_1"]
+    );
+
+    let (status, mrr) = chat(
+        &api,
+        Some(&ana),
+        serde_json::json!({ "text": "Show MRR for Globex" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{mrr}");
+    assert_eq!(mrr["command"], "mrr");
+    assert!(
+        mrr["reply"]
+            .as_str()
+            .unwrap()
+            .starts_with("Globex MRR: $999.00 (ARR $11,988.00) from 1 subscription."),
+        "{mrr}"
+    );
+    assert_eq!(mrr["answer"]["current"][0]["mrr_cents"], 99900);
+
+    let (status, rule) = chat(
+        &api,
+        Some(&ana),
+        serde_json::json!({ "text": "Alert me on payment failures" }),
+    )
+    .await;
+    assert_eq!(status, 202, "{rule}");
+    assert_eq!(rule["command"], "alert_rule");
+    assert!(rule["reply"]
+        .as_str()
+        .unwrap()
+        .starts_with("Alerting you on payment failures"));
+
+    // Two accounts fit "Acme" once Acme Labs exists: a choice, then the picked one.
+    let mut conn = AsyncPgConnection::establish(&env.common.database.url)
+        .await
+        .unwrap();
+    conn.batch_execute(&format!(
+        "INSERT INTO matching.accounts (tenant_id, account_id, name, source_updated_ms) \
+         VALUES ('{TENANT}', 'acc-acme-labs', 'Acme Labs', 1)"
+    ))
+    .await
+    .unwrap();
+    let (status, choice) = chat(
+        &api,
+        Some(&ana),
+        serde_json::json!({ "text": "Show MRR for Acme" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{choice}");
+    assert_eq!(choice["status"], "choose");
+    assert_eq!(
+        ids(&choice["choices"], "account_id"),
+        ["acc-acme", "acc-acme-labs"]
+    );
+    assert!(choice.get("answer").is_none());
+    let (status, picked) = chat(
+        &api,
+        Some(&ana),
+        serde_json::json!({ "text": "Show MRR for Acme", "account_id": "acc-acme" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{picked}");
+    assert_eq!(picked["account"]["name"], "Acme Corp");
+
+    // Unknown names, other tenants' accounts and bad input.
+    let (status, unknown) = chat(
+        &api,
+        Some(&ana),
+        serde_json::json!({ "text": "Show MRR for Hooli" }),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(unknown["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("\"Hooli\""));
+    let (status, _) = chat(
+        &api,
+        Some(&ana),
+        serde_json::json!({ "text": "Show MRR for Other Co" }),
+    )
+    .await;
+    assert_eq!(status, 404, "another tenant's account name");
+    let (status, _) = chat(
+        &api,
+        Some(&ana),
+        serde_json::json!({ "text": "Show MRR", "account_id": "acc-b" }),
+    )
+    .await;
+    assert_eq!(status, 404, "another tenant's account id");
+    for bad in [
+        serde_json::json!({ "text": "" }),
+        serde_json::json!({ "text": "x".repeat(501) }),
+        serde_json::json!({ "text": "hello there" }),
+        serde_json::json!({ "text": "What's the billing status?" }),
+        serde_json::json!({ "text": "Show MRR", "account_id": " acc-acme" }),
+        serde_json::json!({ "words": "Show MRR for Acme Corp" }),
+        serde_json::json!({ "text": 42 }),
+    ] {
+        let (status, body) = chat(&api, Some(&ana), bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], "bad_request");
+    }
+    let text = serde_json::json!({ "text": "Show MRR for Acme Corp" });
+    assert_eq!(chat(&api, None, text.clone()).await.0, 401);
+    let viewer = api.keys.mint(TENANT, "viewer", &[], 600).unwrap();
+    assert_eq!(chat(&api, Some(&viewer), text).await.0, 403);
+
+    // Answers are reads of the account: audited with how they were asked.
+    #[derive(diesel::QueryableByName)]
+    struct Entry {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        action: String,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        target: Option<String>,
+    }
+    let entries: Vec<Entry> = diesel_async::RunQueryDsl::load(
+        diesel::sql_query(
+            "SELECT action, target FROM integration.audit_log \
+             WHERE detail->>'via' = 'chat' ORDER BY id",
+        ),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    let seen: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e.action.as_str(), e.target.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert_eq!(seen[0], ("billing.overview.read", "acc-acme"));
+    assert_eq!(seen[1], ("billing.overview.read", "acc-acme"));
+    assert_eq!(seen[2], ("billing.mrr.read", "acc-globex"));
+    assert_eq!(seen[3].0, "alerts.rule.created");
+    assert!(seen[3].1.starts_with("rule_"), "{seen:?}");
+    assert_eq!(seen[4], ("billing.mrr.read", "acc-acme"));
+    api.stop().await;
+    env.cleanup(&[]).await;
+}

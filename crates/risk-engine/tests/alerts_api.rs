@@ -139,7 +139,7 @@ async fn alert_me_on_payment_failures_through_chat() {
     let (status, body) = api
         .call(
             Method::POST,
-            "/api/chat/commands",
+            "/api/stripe/chat",
             Some(&ana),
             Some(json!({"text": "alert me on the weather"})),
         )
@@ -155,7 +155,7 @@ async fn alert_me_on_payment_failures_through_chat() {
     assert_eq!(
         api.call(
             Method::POST,
-            "/api/chat/commands",
+            "/api/stripe/chat",
             None,
             Some(json!({"text": "alert me on payment failures"}))
         )
@@ -166,7 +166,7 @@ async fn alert_me_on_payment_failures_through_chat() {
     assert_eq!(
         api.call(
             Method::POST,
-            "/api/chat/commands",
+            "/api/stripe/chat",
             Some(&ana),
             Some(json!({"text": ""}))
         )
@@ -208,7 +208,7 @@ async fn alert_me_on_payment_failures_through_chat() {
     let (status, reply) = api
         .call(
             Method::POST,
-            "/api/chat/commands",
+            "/api/stripe/chat",
             Some(&ana),
             Some(json!({"text": "Alert me on payment failures"})),
         )
@@ -225,7 +225,7 @@ async fn alert_me_on_payment_failures_through_chat() {
     let rules = until(&api, "/api/alerts/rules", &ana, |d| d.len() == 1).await;
     assert_eq!(rules[0]["kinds"], json!(["payment_failed"]));
     assert_eq!(rules[0]["scope"], "mine");
-    assert_eq!(rules[0]["rule_id"], reply["rule_id"]);
+    assert_eq!(rules[0]["rule_id"], reply["answer"]["rule_id"]);
     // An admin sets one for Bob; other tenants see nothing.
     let (status, _) = api
         .call(Method::POST, "/api/alerts/rules", Some(&admin), Some(json!({"kinds": [], "scope": "tenant", "min_severity": "critical", "csm_user_id": "csm-bob"})))

@@ -171,7 +171,7 @@ fn word_similarity(a: &str, b: &str) -> f64 {
 }
 
 /// Steps 1 and 2 of the normalisation: accents, case, punctuation.
-fn fold_text(raw: &str) -> String {
+pub(crate) fn fold_text(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let push = |c: char, out: &mut String| {
         if is_combining_mark(c) {

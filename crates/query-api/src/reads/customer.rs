@@ -214,6 +214,22 @@ pub async fn mrr_by_currency(
     .await
 }
 
+/// The account's billing health score, once the risk engine computed one.
+pub async fn health(
+    conn: &mut diesel_async::AsyncPgConnection,
+    scope: &scope::AccountScope,
+) -> diesel::QueryResult<Option<Health>> {
+    let rows: Vec<Health> = diesel::sql_query(
+        "SELECT score, band, components, computed_at FROM risk.account_health \
+         WHERE tenant_id = $1 AND account_id = $2",
+    )
+    .bind::<Text, _>(&scope.tenant_id)
+    .bind::<Text, _>(&scope.account_id)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().next())
+}
+
 #[derive(Debug, Serialize)]
 pub struct CustomerSummary {
     pub account: scope::AccountScope,
@@ -250,16 +266,7 @@ pub async fn show(
     .bind::<Text, _>(&scope.account_id)
     .load(&mut conn)
     .await?;
-    let billing_health: Option<Health> = diesel::sql_query(
-        "SELECT score, band, components, computed_at FROM risk.account_health \
-         WHERE tenant_id = $1 AND account_id = $2",
-    )
-    .bind::<Text, _>(&scope.tenant_id)
-    .bind::<Text, _>(&scope.account_id)
-    .load(&mut conn)
-    .await?
-    .into_iter()
-    .next();
+    let billing_health = health(&mut conn, &scope).await?;
     let open_signals =
         signals::open_for_account(&mut conn, &scope.tenant_id, &scope.account_id).await?;
     let mrr = mrr_by_currency(&mut conn, &scope).await?;

@@ -219,6 +219,22 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(page))
 }
 
+/// The account's `limit` newest invoices with their lines and attempts.
+pub async fn recent(
+    conn: &mut diesel_async::AsyncPgConnection,
+    scope: &scope::AccountScope,
+    limit: i64,
+) -> Result<Vec<Invoice>, ApiError> {
+    let filters = Filters {
+        statuses: None,
+        from: None,
+        through: None,
+        limit,
+        after: None,
+    };
+    Ok(load(conn, scope, &filters).await?.data)
+}
+
 async fn load(
     conn: &mut diesel_async::AsyncPgConnection,
     scope: &scope::AccountScope,

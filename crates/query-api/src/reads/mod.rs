@@ -7,6 +7,7 @@ pub mod cursor;
 pub mod customer;
 pub mod invoices;
 pub mod mrr;
+pub mod overview;
 pub mod params;
 pub mod revenue_at_risk;
 pub mod scope;

@@ -101,7 +101,24 @@ pub async fn show(
     caller.require(Role::Csm)?;
     let mut conn = state.conn().await?;
     let scope = scope::resolve(&mut conn, &caller, &path).await?;
-    let current = customer::mrr_by_currency(&mut conn, &scope).await?;
+    let report = load(&mut conn, &scope).await?;
+    super::audited(
+        &mut conn,
+        &caller,
+        "billing.mrr.read",
+        &scope,
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// The account's MRR report (no audit entry: the caller writes one).
+pub async fn load(
+    conn: &mut diesel_async::AsyncPgConnection,
+    scope: &scope::AccountScope,
+) -> Result<MrrReport, ApiError> {
+    let current = customer::mrr_by_currency(conn, scope).await?;
     let subscriptions: Vec<SubscriptionMrr> = scoped(
         format!(
             "SELECT stripe_subscription_id, stripe_customer_id, status, plan_name, currency, mrr_cents, \
@@ -111,9 +128,9 @@ pub async fn show(
              ORDER BY currency, mrr_cents DESC, stripe_subscription_id",
             scope::PAIRS
         ),
-        &scope,
+        scope,
     )
-    .load(&mut conn)
+    .load(conn)
     .await?;
     let now = Utc::now();
     let start = series_start(now, MONTHS);
@@ -131,28 +148,20 @@ pub async fn show(
               ORDER BY stripe_account_id, stripe_subscription_id, changed_at DESC)",
             pairs = scope::PAIRS
         ),
-        &scope,
+        scope,
     )
     .bind::<Timestamptz, _>(start)
-    .load(&mut conn)
+    .load(conn)
     .await?;
     let changes = changes
         .into_iter()
         .map(RecordedChange::try_from)
         .collect::<Result<Vec<_>, _>>()?;
     let movement = monthly_series(&changes, now, MONTHS);
-    super::audited(
-        &mut conn,
-        &caller,
-        "billing.mrr.read",
-        &scope,
-        serde_json::json!({}),
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(MrrReport {
-        account_id: scope.account_id,
+    Ok(MrrReport {
+        account_id: scope.account_id.clone(),
         current,
         subscriptions,
         movement,
-    }))
+    })
 }

@@ -120,16 +120,12 @@ pub struct SubscriptionList {
     pub data: Vec<Subscription>,
 }
 
-pub async fn list(
-    caller: Caller,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Csm)?;
-    let mut conn = state.conn().await?;
-    let scope = scope::resolve(&mut conn, &caller, &path).await?;
-    // Live subscriptions first, then by start, newest first.
-    let subscriptions: Vec<SubscriptionRow> = scoped(
+/// The account's subscriptions: live ones first, then by start, newest first.
+pub async fn rows(
+    conn: &mut diesel_async::AsyncPgConnection,
+    scope: &scope::AccountScope,
+) -> diesel::QueryResult<Vec<SubscriptionRow>> {
+    scoped(
         format!(
             "SELECT stripe_subscription_id, stripe_customer_id, stripe_account_id, status, plan_name, quantity, \
                     currency, mrr_cents, mrr_error, current_period_start, current_period_end, cancel_at_period_end, \
@@ -138,10 +134,21 @@ pub async fn list(
              ORDER BY status IN ('canceled', 'incomplete_expired'), created_at DESC NULLS LAST, stripe_subscription_id",
             scope::PAIRS
         ),
-        &scope,
+        scope,
     )
-    .load(&mut conn)
-    .await?;
+    .load(conn)
+    .await
+}
+
+pub async fn list(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Csm)?;
+    let mut conn = state.conn().await?;
+    let scope = scope::resolve(&mut conn, &caller, &path).await?;
+    let subscriptions = rows(&mut conn, &scope).await?;
     let changes: Vec<ChangeRow> = scoped(
         format!(
             "SELECT stripe_account_id, stripe_subscription_id, changed_at, source, baseline, movement, status_before, \
