@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/billing-target
 CARGO ?= cargo
 
-.PHONY: demo up down status test test-clean build release fmt lint bench-bus bench-ingress bench-match bench-fake bench-sync bench-risk deps
+.PHONY: demo up down status test test-clean build release fmt lint screenshots bench-bus bench-ingress bench-match bench-fake bench-sync bench-risk deps
 
 ## Everything up on this machine, demo data flowing, results shown.
 demo: deps release
@@ -25,6 +25,10 @@ status:
 test: deps test-clean
 	$(CARGO) test --workspace --no-fail-fast
 	bash scripts/k8s-validate.sh
+
+## Refresh docs/screenshots/widget.png from the widget's real-browser test (headless Chromium).
+screenshots: deps
+	WIDGET_SCREENSHOT=$(CURDIR)/docs/screenshots/widget.png $(CARGO) test -p query-api --test billing_reads the_widget_in_a_real_browser
 
 # Drop test databases left behind by interrupted runs.
 test-clean:

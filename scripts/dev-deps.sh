@@ -34,6 +34,15 @@ if ! python3 -c 'import stripe' 2>/dev/null; then
     || python3 -m pip install -q --break-system-packages 'stripe>=12,<17'
 fi
 
+# --- Headless Chromium + playwright-core (the widget's real-browser test) ---
+[[ -x /usr/bin/chromium ]] || { log "installing chromium"; apt_install chromium; }
+command -v node >/dev/null || { log "installing nodejs"; apt_install nodejs npm; }
+browser_tests="$(cd "$(dirname "$0")/.." && pwd)/crates/query-api/tests/browser"
+if [[ ! -d $browser_tests/node_modules/playwright-core ]]; then
+  log "installing playwright-core (no browser download: it drives /usr/bin/chromium)"
+  (cd "$browser_tests" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+fi
+
 # --- PostgreSQL ---
 if ! command -v pg_ctlcluster >/dev/null && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   log "installing postgresql"

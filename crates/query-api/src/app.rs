@@ -45,6 +45,19 @@ pub struct Application {
     common: CommonSettings,
 }
 
+/// CORS for the CSCX origins only; any other origin gets no CORS headers (so browsers refuse).
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::header;
+    origins.iter().fold(
+        actix_cors::Cors::default()
+            .allowed_methods(["GET", "POST", "PUT", "DELETE"])
+            .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .expose_headers([header::RETRY_AFTER])
+            .max_age(3600),
+        |cors, origin| cors.allowed_origin(origin),
+    )
+}
+
 impl Application {
     pub fn build(
         common: CommonSettings,
@@ -58,6 +71,11 @@ impl Application {
             .timeout(Duration::from_secs(20))
             .build()?;
         let listen = settings.listen;
+        let origins: Vec<String> = settings.origins().into_iter().map(str::to_owned).collect();
+        let limiter = web::Data::new(crate::rate_limit::TokenLimiter::new(
+            settings.rate_limit_per_second,
+            settings.rate_limit_burst,
+        ));
         let broker = Broker::new(common.amqp.clone(), crate::spec().topology);
         let state = web::Data::new(AppState {
             settings,
@@ -72,6 +90,9 @@ impl Application {
         let server =
             HttpServer::new(move || {
                 App::new()
+                    .wrap(actix_web::middleware::from_fn(crate::rate_limit::limit))
+                    .wrap(cors(&origins))
+                    .app_data(limiter.clone())
                     .app_data(app_state.clone())
                     .app_data(keys.clone())
                     .app_data(web::Data::new(app_readiness.clone()))
@@ -89,6 +110,7 @@ impl Application {
                     .configure(crate::alert_webhook::configure)
                     .configure(crate::reads::configure)
                     .configure(crate::chat::configure)
+                    .configure(crate::ui::configure)
             })
             .disable_signals()
             .shutdown_timeout(10)

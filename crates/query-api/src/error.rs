@@ -20,6 +20,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("temporarily unavailable; retry")]
     Unavailable,
+    /// Over the per-token rate limit; retry after this many seconds.
+    #[error("too many requests for this token; retry in {0} s")]
+    RateLimited(u64),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -33,6 +36,7 @@ impl ApiError {
             Self::NotFound | Self::NotFoundWith(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::Unavailable => "unavailable",
+            Self::RateLimited(_) => "rate_limited",
             Self::Internal(_) => "internal",
         }
     }
@@ -51,6 +55,7 @@ impl ResponseError for ApiError {
             Self::NotFound | Self::NotFoundWith(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

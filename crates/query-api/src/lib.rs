@@ -12,6 +12,7 @@ pub mod deauthorization;
 pub mod error;
 pub mod matching;
 pub mod oauth;
+pub mod rate_limit;
 pub mod reads;
 pub mod schema;
 pub mod settings;
@@ -19,6 +20,7 @@ pub mod stripe_keys;
 pub mod sync_jobs;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod ui;
 
 /// The sealer lives in `platform` because the sync worker opens what this service seals.
 pub use platform::crypto;

@@ -21,6 +21,9 @@ pub fn settings(allow_http_alert_webhooks: bool) -> QueryApiSettings {
         connect_client_id: String::new(),
         oauth_redirect_url: "http://127.0.0.1:1/api/integrations/stripe/callback".into(),
         oauth_state_ttl_secs: 600,
+        cscx_origins: "https://cscx.test".into(),
+        rate_limit_per_second: 1000,
+        rate_limit_burst: 1000,
         platform_secret_key: None,
     }
 }

@@ -716,3 +716,229 @@ async fn chat_answers_the_prds_questions_about_an_account_named_in_the_text() {
     api.stop().await;
     env.cleanup(&[]).await;
 }
+
+async fn page(
+    api: &query_api::testing::InProcess,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut request = reqwest::Client::new().get(format!("{}{path}", api.base));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_widget_page_shows_the_accounts_billing_to_its_tenant_only() {
+    let (env, api) = setup().await;
+    let ana = api.keys.mint(TENANT, "csm-ana", &[Role::Csm], 600).unwrap();
+    let (status, headers, html) =
+        page(&api, &format!("/ui/accounts/acc-acme?token={ana}"), &[]).await;
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors https://cscx.test"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    for expected in [
+        "<h1 id=\"account-name\">Acme Corp</h1>",
+        "Past due",
+        "$500.00 / month (ARR $6,000.00)",
+        "€200.00 / month (ARR €2,400.00)",
+        "Dunning: uncollectible",
+        "Payment of $500.00 failed (attempt 2)",
+        "Visa •••• 4242 expires 12/2026",
+        "<th scope=\"row\">ACME-0000</th>",
+        "insufficient_funds: Your card has insufficient funds.",
+        "class=\"chart\"",
+    ] {
+        assert!(
+            html.contains(expected),
+            "{expected:?} missing from the widget"
+        );
+    }
+    // The open invoice with failed attempts and the uncollectible one are highlighted.
+    assert_eq!(html.matches("data-failed=\"true\"").count(), 2, "{html}");
+    assert!(!html.contains("<script"), "the page runs no script");
+    // The header works too, and the stylesheet is ours, cacheable.
+    let (status, _, _) = page(
+        &api,
+        "/ui/accounts/acc-acme",
+        &[("authorization", &format!("Bearer {ana}"))],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, headers, css) = page(&api, "/ui/assets/widget.css", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/css; charset=utf-8");
+    assert!(css.contains("tr.failed"));
+
+    // Names are escaped, never markup.
+    let mut conn = AsyncPgConnection::establish(&env.common.database.url)
+        .await
+        .unwrap();
+    conn.batch_execute(&format!(
+        "INSERT INTO matching.accounts (tenant_id, account_id, name, source_updated_ms) \
+         VALUES ('{TENANT}', 'acc-evil', '<img src=x onerror=alert(1)> & Co', 1)"
+    ))
+    .await
+    .unwrap();
+    let (status, _, html) = page(&api, &format!("/ui/accounts/acc-evil?token={ana}"), &[]).await;
+    assert_eq!(status, 200);
+    assert!(!html.contains("<img src=x"), "unescaped name");
+    assert!(
+        html.contains("&#60;img src=x onerror=alert(1)&#62; &#38; Co") || html.contains("&lt;img"),
+        "{html}"
+    );
+
+    // Refusals are pages too, with the right status and no data.
+    let viewer = api.keys.mint(TENANT, "viewer", &[], 600).unwrap();
+    let stranger = api.keys.mint(OTHER, "csm-x", &[Role::Csm], 600).unwrap();
+    let expired = api
+        .keys
+        .mint(TENANT, "csm-ana", &[Role::Csm], -120)
+        .unwrap();
+    for (path, want) in [
+        ("/ui/accounts/acc-acme".to_owned(), 401),
+        (
+            "/ui/accounts/acc-acme?token=forged.token.here".to_owned(),
+            401,
+        ),
+        (format!("/ui/accounts/acc-acme?token={expired}"), 401),
+        (format!("/ui/accounts/acc-acme?token={viewer}"), 403),
+        (format!("/ui/accounts/acc-acme?token={stranger}"), 404),
+        (format!("/ui/accounts/acc-nobody?token={ana}"), 404),
+        (format!("/ui/accounts/%20acc-acme?token={ana}"), 400),
+        (format!("/ui/accounts/acc-acme?token={ana}&debug=1"), 400),
+    ] {
+        let (status, headers, html) = page(&api, &path, &[]).await;
+        assert_eq!(status, want, "{path}: {html}");
+        assert!(headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        assert!(!html.contains("Acme Corp"), "{path} leaks data");
+    }
+    api.stop().await;
+    env.cleanup(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_admits_the_cscx_origin_only_and_tokens_are_rate_limited() {
+    let env = TestEnv::new();
+    let mut settings = query_api::testing::settings(false);
+    settings.rate_limit_per_second = 1;
+    settings.rate_limit_burst = 3;
+    let api =
+        query_api::testing::InProcess::start(env.common.clone(), settings, JWT, [9u8; 32]).await;
+    let client = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        client
+            .request(
+                Method::OPTIONS,
+                format!("{}/api/stripe/mrr/acc-acme", api.base),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let allowed = preflight("https://cscx.test").await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://cscx.test"
+    );
+    let refused = preflight("https://evil.test").await.unwrap();
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "another origin is admitted"
+    );
+
+    // Three in a burst, then 429 with Retry-After; another token is not slowed; the
+    // health endpoints are never limited.
+    let ana = api.keys.mint(TENANT, "csm-ana", &[Role::Csm], 600).unwrap();
+    let bob = api.keys.mint(TENANT, "csm-bob", &[Role::Csm], 600).unwrap();
+    let path = "/api/integrations/stripe/connections";
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get(&api, path, &ana).await.0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    let limited = client
+        .get(format!("{}{path}", api.base))
+        .bearer_auth(&ana)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status().as_u16(), 429);
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(get(&api, path, &bob).await.0, 200);
+    for _ in 0..5 {
+        let health = client
+            .get(format!("{}/healthz", api.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status().as_u16(), 200);
+    }
+    api.stop().await;
+    env.cleanup(&[]).await;
+}
+
+/// The widget in a real browser: headless Chromium (Debian's `chromium`) driven by
+/// playwright-core (`tests/browser`, installed by `scripts/dev-deps.sh`). Saves a
+/// screenshot to `WIDGET_SCREENSHOT` (default: this test's temp dir); `make screenshots`
+/// refreshes `docs/screenshots/widget.png`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_widget_in_a_real_browser_shows_mrr_and_a_highlighted_failed_invoice() {
+    let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").exists()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser test needs chromium and playwright-core: run `bash scripts/dev-deps.sh`"
+    );
+    let (env, api) = setup().await;
+    let ana = api.keys.mint(TENANT, "csm-ana", &[Role::Csm], 600).unwrap();
+    let screenshot = std::env::var("WIDGET_SCREENSHOT")
+        .unwrap_or_else(|_| format!("{}/widget.png", env!("CARGO_TARGET_TMPDIR")));
+    let url = format!("{}/ui/accounts/acc-acme?token={ana}", api.base);
+    let output = tokio::process::Command::new("node")
+        .arg(browser_dir.join("widget.mjs"))
+        .arg(&url)
+        .arg("$500.00 / month")
+        .arg(&screenshot)
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "browser check failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let found: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(found["failedCount"], 2, "{found}");
+    assert_eq!(found["status"], "Past due");
+    assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
+    api.stop().await;
+    env.cleanup(&[]).await;
+}

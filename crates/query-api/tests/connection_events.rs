@@ -62,6 +62,9 @@ impl TestApp {
             oauth_redirect_url: "http://127.0.0.1:1/api/integrations/stripe/callback".into(),
             oauth_state_ttl_secs: 600,
             platform_secret_key: Some("sk_test_fake".into()),
+            cscx_origins: String::new(),
+            rate_limit_per_second: 1000,
+            rate_limit_burst: 1000,
         };
         let master = base64::engine::general_purpose::STANDARD.encode([5u8; 32]);
         let app = Application::build(

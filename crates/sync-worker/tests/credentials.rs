@@ -54,6 +54,9 @@ impl Stack {
             oauth_redirect_url: "http://127.0.0.1:1/api/integrations/stripe/callback".into(),
             oauth_state_ttl_secs: 600,
             platform_secret_key: Some("sk_test_fake".into()),
+            cscx_origins: String::new(),
+            rate_limit_per_second: 1000,
+            rate_limit_burst: 1000,
         };
         let app = Application::build(
             env.common.clone(),
