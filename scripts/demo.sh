@@ -2,7 +2,8 @@
 # The demo story, against what `scripts/up.sh` started: Stripe connected and backfilled, CSCX
 # accounts imported and matched to Stripe customers, a CSM asking in chat to be alerted on
 # payment failures, then a payment that fails: signed webhooks → ingress → sync worker →
-# risk engine → signal, alert and billing health. (Widget and read endpoints to come.)
+# risk engine → signal, alert and billing health; then the CSM's chat questions about that
+# account and the billing widget's URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FAKE=http://${STRIPE_FAKE_LISTEN:-127.0.0.1:12111}
@@ -166,6 +167,29 @@ import json, sys
 for a in json.load(sys.stdin)["data"][:3]:
     print("    %s %-8s %s  account %s" % (a["kind"], a["severity"], a["summary"], a["account_id"]))'
 $PSQL -F ' | ' -c "SELECT h.account_id, h.score, h.band, jsonb_array_length(h.components) || ' component(s)' FROM risk.account_health h JOIN risk.links l ON l.tenant_id = h.tenant_id AND l.account_id = h.account_id WHERE l.stripe_customer_id = '$CUSTOMER'" | sed 's/^/  health  /'
+
+ACCOUNT=$($PSQL -c "SELECT account_id FROM matching.customer_links WHERE tenant_id = 'demo' AND stripe_customer_id = '$CUSTOMER' AND status IN ('linked', 'manual') LIMIT 1")
+if [[ -n $ACCOUNT ]]; then
+  ACCOUNT_NAME=$($PSQL -c "SELECT name FROM matching.cscx_accounts WHERE tenant_id = 'demo' AND account_id = '$ACCOUNT'")
+  echo
+  echo "== The CSM asks the chat about $ACCOUNT_NAME (POST /api/stripe/chat)"
+  for question in "What's the billing status for $ACCOUNT_NAME?" "Any failed payments for $ACCOUNT_NAME?" \
+                  "Show MRR for $ACCOUNT_NAME" "Alert me on payment failures"; do
+    echo "  > $question"
+    # (A name several accounts share is answered with a choice of accounts.)
+    api /api/stripe/chat -X POST -H 'content-type: application/json' \
+      -d "$(python3 -c 'import json, sys; print(json.dumps({"text": sys.argv[1]}))' "$question")" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print("    " + (r.get("reply") or r.get("error", {}).get("message", "?")))' || true
+  done
+  WIDGET_TOKEN=$($BILLINGCTL token --tenant demo --user demo-csm --role csm --ttl 3600)
+  echo
+  echo "== Billing widget for $ACCOUNT_NAME (embeddable in CSCX; token valid 1 h):"
+  echo "  http://127.0.0.1:8080/ui/accounts/$ACCOUNT?token=$WIDGET_TOKEN"
+  echo "  status $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:8080/ui/accounts/$ACCOUNT?token=$WIDGET_TOKEN")," \
+       "JSON behind it: GET /api/stripe/customer|subscriptions|invoices|mrr|signals/$ACCOUNT"
+fi
 
 echo
 echo "== Ingress metrics"
