@@ -18,6 +18,15 @@ pub fn money(minor: i64, currency: &str) -> String {
     }
 }
 
+/// "card_declined: Your card was declined.", either part alone, or nothing.
+pub fn failure_reason(code: Option<&str>, message: Option<&str>) -> String {
+    match (code, message) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(one), None) | (None, Some(one)) => one.to_owned(),
+        (None, None) => String::new(),
+    }
+}
+
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -64,19 +73,7 @@ pub fn billing_status(o: &Overview) -> String {
             }
         }
         // Trouble first: "1 past due, 2 active".
-        counts.sort_by_key(|(status, _)| {
-            [
-                "unpaid",
-                "past_due",
-                "incomplete",
-                "paused",
-                "trialing",
-                "active",
-            ]
-            .iter()
-            .position(|s| s == status)
-            .unwrap_or(usize::MAX)
-        });
+        counts.sort_by_key(|(status, _)| crate::reads::overview::status_rank(status));
         let breakdown = counts
             .iter()
             .map(|(status, n)| format!("{n} {}", status_label(status)))
@@ -142,11 +139,12 @@ pub fn failed_payments(o: &Overview) -> String {
             .iter()
             .take(5)
             .map(|f| {
-                let reason = match (&f.failure_code, &f.failure_message) {
-                    (Some(code), Some(message)) => format!(" ({code}: {message})"),
-                    (Some(code), None) => format!(" ({code})"),
-                    (None, Some(message)) => format!(" ({message})"),
-                    (None, None) => String::new(),
+                let reason =
+                    failure_reason(f.failure_code.as_deref(), f.failure_message.as_deref());
+                let reason = if reason.is_empty() {
+                    reason
+                } else {
+                    format!(" ({reason})")
                 };
                 format!(
                     "{} on {}{reason}",

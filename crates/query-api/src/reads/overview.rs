@@ -88,6 +88,24 @@ impl Overview {
     }
 }
 
+/// Live subscription statuses, worst first.
+const STATUS_ORDER: &[&str] = &[
+    "unpaid",
+    "past_due",
+    "incomplete",
+    "paused",
+    "trialing",
+    "active",
+];
+
+/// Where a subscription status ranks, worst (0) first; unknown ones last.
+pub fn status_rank(status: &str) -> usize {
+    STATUS_ORDER
+        .iter()
+        .position(|known| *known == status)
+        .unwrap_or(STATUS_ORDER.len())
+}
+
 /// Dunning stages from harmless to worst.
 const STAGES: &[&str] = &[
     "none",

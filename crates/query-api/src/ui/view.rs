@@ -5,8 +5,8 @@
 use domain::money::Currency;
 
 use super::chart::{bar_chart, BarChart};
-use crate::chat::answer::{day, money};
-use crate::reads::{invoices::Invoice, mrr::MrrReport, overview::Overview};
+use crate::chat::answer::{day, failure_reason, money};
+use crate::reads::{invoices::Invoice, mrr::MrrReport, overview, overview::Overview};
 
 /// A label with the CSS class that colours it (`ok`, `warn`, `bad`, `muted`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,23 +99,9 @@ fn title(raw: &str) -> String {
     }
 }
 
-/// Worst first: the one the widget shows when an account has several subscriptions.
-const STATUS_ORDER: &[&str] = &[
-    "unpaid",
-    "past_due",
-    "incomplete",
-    "paused",
-    "trialing",
-    "active",
-];
-
+/// The one the widget shows when an account has several subscriptions.
 fn worst_status<'a>(statuses: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    statuses.min_by_key(|s| {
-        STATUS_ORDER
-            .iter()
-            .position(|known| known == s)
-            .unwrap_or(STATUS_ORDER.len())
-    })
+    statuses.min_by_key(|s| overview::status_rank(s))
 }
 
 fn payment_health(overview: &Overview) -> Badge {
@@ -177,12 +163,7 @@ fn invoice_row(invoice: &Invoice) -> InvoiceRow {
                 when: a.attempted_at.format("%-d %b %Y %H:%M UTC").to_string(),
                 amount: money(a.amount, &a.currency),
                 outcome: status_badge(&a.outcome),
-                reason: match (&a.failure_code, &a.failure_message) {
-                    (Some(code), Some(message)) => format!("{code}: {message}"),
-                    (Some(code), None) => code.clone(),
-                    (None, Some(message)) => message.clone(),
-                    (None, None) => String::new(),
-                },
+                reason: failure_reason(a.failure_code.as_deref(), a.failure_message.as_deref()),
             })
             .collect(),
         next_attempt: row
