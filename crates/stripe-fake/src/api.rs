@@ -643,6 +643,26 @@ fn get_route(
                 render::list(book, &page, path, &p.expand()?, opts(app))?,
             ))
         }
+        // Basil's InvoicePayment: `?invoice=` lists one invoice's payments (at most one here).
+        ["v1", "invoice_payments"] => {
+            p.check_allowed(&[
+                "invoice",
+                "limit",
+                "starting_after",
+                "ending_before",
+                "expand",
+            ])?;
+            let id = p.required("invoice")?;
+            let inv = book
+                .invoices
+                .get(id)
+                .ok_or_else(|| ApiError::missing("invoice", id, "invoice"))?;
+            let body = render::invoice_payments(book, inv);
+            Ok((
+                200,
+                serde_json::to_vec(&body).map_err(|_| ApiError::api_error(500))?,
+            ))
+        }
         ["v1", "charges"] => {
             let customer = opt_str(p, "customer")?;
             let pi = opt_str(p, "payment_intent")?;

@@ -6,9 +6,16 @@ use crate::model::*;
 use crate::store::{Book, Page};
 use serde_json::{Map, Value};
 
-/// Deprecated top-level fields older API versions had; added when `legacy_fields` is on.
+/// Fields an object renders besides its serialised form: deprecated top-level fields older
+/// API versions had (added when `legacy_fields` is on), and "includable" fields Stripe sends
+/// only when expanded (`expand[]=payments` on an invoice).
 pub trait Legacy {
     fn legacy(&self, _v: &mut Map<String, Value>) {}
+
+    /// The includable field `key`, when the object has one by that name.
+    fn includable(&self, _book: &Book, _key: &str) -> Option<Value> {
+        None
+    }
 }
 
 impl Legacy for Account {}
@@ -35,6 +42,52 @@ impl Legacy for Invoice {
         v.insert("payment_intent".into(), opt(&self.payment_intent));
         v.insert("paid".into(), (self.status == "paid").into());
     }
+
+    /// `payments`: the invoice's InvoicePayment list (basil and later), one per PaymentIntent.
+    fn includable(&self, book: &Book, key: &str) -> Option<Value> {
+        (key == "payments").then(|| invoice_payments(book, self))
+    }
+}
+
+/// The invoice's payments as Stripe lists them (`invoice.payments`, `/v1/invoice_payments`):
+/// the fake collects an invoice through one PaymentIntent, so at most one, the default.
+pub fn invoice_payments(book: &Book, invoice: &Invoice) -> Value {
+    let data: Vec<Value> = invoice
+        .payment_intent
+        .as_ref()
+        .and_then(|id| book.payment_intents.get(id))
+        .map(|pi| {
+            let paid = pi.status == "succeeded";
+            let canceled = invoice.status == "void";
+            serde_json::json!({
+                "id": format!("inpay_{}", pi.id.trim_start_matches("pi_")),
+                "object": "invoice_payment",
+                "amount_paid": if paid { Value::from(pi.amount_received) } else { Value::Null },
+                "amount_requested": invoice.amount_due,
+                "created": pi.created,
+                "currency": pi.currency,
+                "invoice": invoice.id,
+                "is_default": true,
+                "livemode": pi.livemode,
+                "payment": {
+                    "type": "payment_intent",
+                    "payment_intent": pi.id,
+                },
+                "status": if paid { "paid" } else if canceled { "canceled" } else { "open" },
+                "status_transitions": {
+                    "canceled_at": if canceled { invoice.status_transitions.voided_at.map(Value::from).unwrap_or(Value::Null) } else { Value::Null },
+                    "paid_at": if paid { invoice.status_transitions.paid_at.map(Value::from).unwrap_or(Value::Null) } else { Value::Null },
+                },
+            })
+        })
+        .into_iter()
+        .collect();
+    serde_json::json!({
+        "object": "list",
+        "data": data,
+        "has_more": false,
+        "url": format!("/v1/invoice_payments?invoice={}", invoice.id),
+    })
 }
 
 impl Legacy for Charge {
@@ -151,6 +204,13 @@ fn to_value<T: StripeObject + Legacy>(
         let parts: Vec<&str> = path.split('.').collect();
         if parts.len() > 4 {
             return Err(cannot_expand(path));
+        }
+        if let (Value::Object(m), Some(first)) = (&mut v, parts.first()) {
+            if !m.contains_key(*first) {
+                if let Some(included) = obj.includable(book, first) {
+                    m.insert((*first).to_owned(), included);
+                }
+            }
         }
         expand_path(book, &mut v, &parts, path)?;
     }

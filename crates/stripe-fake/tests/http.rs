@@ -582,6 +582,58 @@ async fn scenario_via_api_triggers_and_signed_webhooks() {
     assert_eq!(inv["status"], "open");
     assert_eq!(inv["attempt_count"], 1);
     assert!(inv["next_payment_attempt"].as_i64().is_some());
+    // Basil links an invoice to its attempts only through `payments` (includable) and
+    // /v1/invoice_payments: charge.invoice and invoice.payment_intent are gone.
+    assert!(inv.get("payments").is_none(), "payments is includable only");
+    assert!(inv.get("payment_intent").is_none());
+    let (_, with_payments) = get(
+        &c,
+        &base,
+        &format!("/v1/invoices/{failed_inv}?expand[]=payments"),
+        Some(SK),
+    )
+    .await;
+    let payment = &with_payments["payments"]["data"][0];
+    assert_eq!(payment["object"], "invoice_payment");
+    assert_eq!(payment["invoice"], failed_inv.as_str());
+    assert_eq!(payment["status"], "open");
+    assert_eq!(payment["payment"]["type"], "payment_intent");
+    let pi = payment["payment"]["payment_intent"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, charges) = get(
+        &c,
+        &base,
+        &format!("/v1/charges?payment_intent={pi}"),
+        Some(SK),
+    )
+    .await;
+    assert_eq!(charges["data"][0]["status"], "failed");
+    assert!(charges["data"][0].get("invoice").is_none());
+    let (_, listed) = get(
+        &c,
+        &base,
+        &format!("/v1/invoice_payments?invoice={failed_inv}"),
+        Some(SK),
+    )
+    .await;
+    assert_eq!(listed["object"], "list");
+    assert_eq!(listed["data"][0]["id"], payment["id"]);
+    let (_, page) = get(
+        &c,
+        &base,
+        "/v1/invoices?limit=3&expand[]=data.payments",
+        Some(SK),
+    )
+    .await;
+    assert!(page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["payments"]["object"] == "list"));
+    let (status, _) = get(&c, &base, "/v1/invoice_payments", Some(SK)).await;
+    assert_eq!(status, 400, "invoice is required");
 
     // Pay it, upgrade, request cancellation, dispute, expire card, advance time.
     let t: Value = c
