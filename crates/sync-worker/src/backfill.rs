@@ -40,8 +40,7 @@ use uuid::Uuid;
 use crate::facts;
 use crate::mrr_input::Catalog;
 use crate::rows::{
-    self, AttemptRow, CouponRow, CustomerRow, InvoiceRow, LineRow, PaymentMethodRow, PriceRow,
-    ProductRow, Scope,
+    self, AttemptRow, CouponRow, CustomerRow, PaymentMethodRow, PriceRow, ProductRow, Scope,
 };
 use crate::schema::sync_runs;
 use crate::store;
@@ -498,7 +497,7 @@ enum Rows {
     Customers(Vec<CustomerRow>, Vec<PaymentMethodRow>),
     /// Mapped in the write: MRR and change history need what we hold, under lock.
     Subscriptions(Vec<Subscription>, i64),
-    Invoices(Vec<(InvoiceRow, Vec<LineRow>)>),
+    Invoices(Vec<rows::InvoiceRows>),
     Charges(Vec<AttemptRow>),
 }
 
@@ -655,7 +654,10 @@ async fn fetch(run: &Run, list: Stage, after: Option<String>) -> Result<Fetched,
             )
         }
         Stage::Invoices => {
-            let mut req = ListInvoice::new().limit(PAGE_SIZE);
+            // `payments` (includable) is what links an invoice to its attempts since basil.
+            let mut req = ListInvoice::new()
+                .limit(PAGE_SIZE)
+                .expand(vec!["data.payments".to_owned()]);
             if let Some(a) = &after {
                 req = req.starting_after(a.clone());
             }

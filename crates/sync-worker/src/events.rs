@@ -125,7 +125,11 @@ impl Kind {
                 format!("/subscriptions/{id}"),
                 &["discounts", "items.data.discounts"],
             ),
-            Kind::Invoice => ("invoices.retrieve", format!("/invoices/{id}"), &[]),
+            Kind::Invoice => (
+                "invoices.retrieve",
+                format!("/invoices/{id}"),
+                &["payments"],
+            ),
             Kind::Charge => ("charges.retrieve", format!("/charges/{id}"), &[]),
             Kind::PaymentMethod => (
                 "payment_methods.retrieve",
@@ -442,7 +446,10 @@ async fn decide_and_write(
         }
         Decision::Apply => {}
     }
-    if effect == Effect::Upsert && needs_refetch(kind, &object) {
+    if effect == Effect::Upsert
+        && (needs_refetch(kind, &object)
+            || payments_unknown(conn, kind, scope, id, &object).await?)
+    {
         object = refetch(connection, kind, id).await?;
         source.kind = "refetch";
         source.created = source.created.max(Utc::now().timestamp());
@@ -529,6 +536,39 @@ fn needs_refetch(kind: Kind, object: &Value) -> bool {
         }
         _ => false,
     }
+}
+
+/// An invoice that has been attempted but whose payment we do not hold yet: webhooks never
+/// carry `payments`, the only link from an attempt to its invoice since basil, so it is
+/// refetched with them once (later attempts reuse the same PaymentIntent).
+async fn payments_unknown(
+    conn: &mut AsyncPgConnection,
+    kind: Kind,
+    scope: &Scope,
+    id: &str,
+    object: &Value,
+) -> Result<bool, ApplyError> {
+    if kind != Kind::Invoice
+        || object.get("payments").is_some()
+        || object["attempt_count"].as_i64().unwrap_or(0) == 0
+    {
+        return Ok(false);
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Held {
+        #[diesel(sql_type = Bool)]
+        held: bool,
+    }
+    let held: Held = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM billing.invoice_payments \
+         WHERE tenant_id = $1 AND account_id = $2 AND stripe_invoice_id = $3) AS held",
+    )
+    .bind::<Text, _>(&scope.tenant_id)
+    .bind::<Text, _>(&scope.account_id)
+    .bind::<Text, _>(id)
+    .get_result(conn)
+    .await?;
+    Ok(!held.held)
 }
 
 async fn refetch(connection: &Connection, kind: Kind, id: &str) -> Result<Value, ApplyError> {
@@ -640,7 +680,7 @@ async fn upsert(
         Kind::Invoice => {
             let i: Invoice = parse(kind, object)?;
             if let Some(rows_) = rows::invoice_rows(scope, &i, at) {
-                let fact = facts::invoice(&rows_.0, source);
+                let fact = facts::invoice(&rows_.invoice, source);
                 if store::invoices(conn, std::slice::from_ref(&rows_)).await? > 0 {
                     out.push(fact);
                 }

@@ -179,7 +179,10 @@ async fn reconcile(
         connection,
         "invoices.list",
         "/invoices",
-        &[("status", "open".into())],
+        &[
+            ("status", "open".into()),
+            ("expand[]", "data.payments".into()),
+        ],
     )
     .await?;
     let mut invoice_rows = Vec::new();

@@ -9,8 +9,8 @@ use stripe_api::stripe_shared::{
 use stripe_api::stripe_types::Expandable;
 
 use crate::schema::{
-    coupons, invoice_lines, payment_attempts, payment_methods, prices, products, stripe_customers,
-    stripe_invoices, stripe_subscriptions, subscription_items,
+    coupons, invoice_lines, invoice_payments, payment_attempts, payment_methods, prices, products,
+    stripe_customers, stripe_invoices, stripe_subscriptions, subscription_items,
 };
 
 /// Which tenant and Stripe account a row belongs to.
@@ -366,12 +366,31 @@ pub struct LineRow {
     pub period_end: Option<DateTime<Utc>>,
 }
 
+/// Which payment (a PaymentIntent, or a charge paid out of band) collects an invoice.
+#[derive(Debug, Clone, PartialEq, Insertable)]
+#[diesel(table_name = invoice_payments)]
+pub struct InvoicePaymentRow {
+    pub tenant_id: String,
+    pub account_id: String,
+    pub invoice_payment_id: String,
+    pub stripe_invoice_id: String,
+    pub payment_intent_id: Option<String>,
+    pub charge_id: Option<String>,
+    pub status: String,
+    pub source_created: i64,
+}
+
+/// An invoice as stored: its row, its lines, and its payments when the object carried them
+/// (`expand[]=payments`; webhooks never do, and then the links we hold stay as they are).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvoiceRows {
+    pub invoice: InvoiceRow,
+    pub lines: Vec<LineRow>,
+    pub payments: Option<Vec<InvoicePaymentRow>>,
+}
+
 /// Invoices without an id (upcoming previews) are not stored: `None`.
-pub fn invoice_rows(
-    scope: &Scope,
-    inv: &Invoice,
-    source_created: i64,
-) -> Option<(InvoiceRow, Vec<LineRow>)> {
+pub fn invoice_rows(scope: &Scope, inv: &Invoice, source_created: i64) -> Option<InvoiceRows> {
     let id = inv.id.as_ref()?.as_str().to_owned();
     // Basil and later: the subscription sits under `parent`; older versions at the top.
     let subscription = inv
@@ -411,7 +430,30 @@ pub fn invoice_rows(
         created_at: ts(inv.created),
         source_created,
     };
-    Some((row, lines))
+    let payments = inv.payments.as_ref().map(|list| {
+        list.data
+            .iter()
+            .filter_map(|p| {
+                let payment_intent_id = p.payment.payment_intent.as_ref().map(expandable_id);
+                let charge_id = p.payment.charge.as_ref().map(expandable_id);
+                (payment_intent_id.is_some() || charge_id.is_some()).then(|| InvoicePaymentRow {
+                    tenant_id: scope.tenant_id.clone(),
+                    account_id: scope.account_id.clone(),
+                    invoice_payment_id: p.id.as_str().to_owned(),
+                    stripe_invoice_id: row.stripe_invoice_id.clone(),
+                    payment_intent_id,
+                    charge_id,
+                    status: p.status.clone(),
+                    source_created,
+                })
+            })
+            .collect()
+    });
+    Some(InvoiceRows {
+        invoice: row,
+        lines,
+        payments,
+    })
 }
 
 fn line_row(scope: &Scope, invoice_id: &str, line: &InvoiceLineItem) -> LineRow {

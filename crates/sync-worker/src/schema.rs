@@ -229,6 +229,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    billing.invoice_payments (tenant_id, account_id, invoice_payment_id) {
+        tenant_id -> Text,
+        account_id -> Text,
+        invoice_payment_id -> Text,
+        stripe_invoice_id -> Text,
+        payment_intent_id -> Nullable<Text>,
+        charge_id -> Nullable<Text>,
+        status -> Text,
+        source_created -> Int8,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     stripe_customers,
     products,
@@ -239,6 +252,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     subscription_changes,
     stripe_invoices,
     invoice_lines,
+    invoice_payments,
     payment_attempts,
     payment_methods,
     sync_runs,

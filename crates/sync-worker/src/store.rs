@@ -10,12 +10,13 @@ use diesel::{ExpressionMethods, Insertable, QueryDsl, Queryable};
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 
 use crate::rows::{
-    AttemptRow, CouponRow, CustomerRow, InvoiceRow, ItemRow, LineRow, PaymentMethodRow, PriceRow,
-    ProductRow, SubscriptionRow,
+    AttemptRow, CouponRow, CustomerRow, InvoicePaymentRow, InvoiceRow, InvoiceRows, ItemRow,
+    LineRow, PaymentMethodRow, PriceRow, ProductRow, SubscriptionRow,
 };
 use crate::schema::{
-    coupons, invoice_lines, payment_attempts, payment_methods, prices, products, stripe_customers,
-    stripe_invoices, stripe_subscriptions, subscription_changes, subscription_items,
+    coupons, invoice_lines, invoice_payments, payment_attempts, payment_methods, prices, products,
+    stripe_customers, stripe_invoices, stripe_subscriptions, subscription_changes,
+    subscription_items,
 };
 
 type Result<T> = std::result::Result<T, diesel::result::Error>;
@@ -306,16 +307,18 @@ pub async fn write_subscriptions(
     Ok(())
 }
 
-/// Upserts invoices newer-only and replaces the lines of those that were written.
-pub async fn invoices(
-    conn: &mut AsyncPgConnection,
-    rows: &[(InvoiceRow, Vec<LineRow>)],
-) -> Result<usize> {
+/// Upserts invoices newer-only, replaces the lines of those that were written, stores the
+/// payments of those that carried them and links those payments' attempts to the invoice.
+pub async fn invoices(conn: &mut AsyncPgConnection, rows: &[InvoiceRows]) -> Result<usize> {
     if rows.is_empty() {
         return Ok(0);
     }
     use stripe_invoices as t;
-    let invoice_rows: Vec<&InvoiceRow> = rows.iter().map(|(r, _)| r).collect();
+    let (tenant, account) = (&rows[0].invoice.tenant_id, &rows[0].invoice.account_id);
+    if rows.iter().any(|r| r.payments.is_some()) {
+        lock_links(conn, tenant, account).await?;
+    }
+    let invoice_rows: Vec<&InvoiceRow> = rows.iter().map(|r| &r.invoice).collect();
     let written: Vec<String> =
         only_if!(
             only_if!(diesel::insert_into(t::table)
@@ -337,7 +340,6 @@ pub async fn invoices(
     if written.is_empty() {
         return Ok(0);
     }
-    let (tenant, account) = (&rows[0].0.tenant_id, &rows[0].0.account_id);
     diesel::delete(
         invoice_lines::table
             .filter(invoice_lines::tenant_id.eq(tenant))
@@ -346,11 +348,11 @@ pub async fn invoices(
     )
     .execute(conn)
     .await?;
-    let lines: Vec<&LineRow> = rows
-        .iter()
-        .filter(|(r, _)| written.contains(&r.stripe_invoice_id))
-        .flat_map(|(_, lines)| lines.iter())
-        .collect();
+    let kept = || {
+        rows.iter()
+            .filter(|r| written.contains(&r.invoice.stripe_invoice_id))
+    };
+    let lines: Vec<&LineRow> = kept().flat_map(|r| r.lines.iter()).collect();
     for chunk in lines.chunks(1000) {
         diesel::insert_into(invoice_lines::table)
             .values(chunk.to_vec())
@@ -358,8 +360,64 @@ pub async fn invoices(
             .execute(conn)
             .await?;
     }
+    let payments: Vec<&InvoicePaymentRow> = kept()
+        .filter_map(|r| r.payments.as_ref())
+        .flatten()
+        .collect();
+    if !payments.is_empty() {
+        use invoice_payments as p;
+        for chunk in payments.chunks(1000) {
+            only_if!(
+                diesel::insert_into(p::table)
+                    .values(chunk.to_vec())
+                    .on_conflict((p::tenant_id, p::account_id, p::invoice_payment_id))
+                    .do_update()
+                    .set(
+                        take_new!(p: stripe_invoice_id, payment_intent_id, charge_id, status,
+                        source_created)
+                    ),
+                p::source_created.le(excluded(p::source_created))
+            )
+            .execute(conn)
+            .await?;
+        }
+        let linked: Vec<&str> = payments
+            .iter()
+            .map(|p| p.stripe_invoice_id.as_str())
+            .collect();
+        diesel::sql_query(format!(
+            "UPDATE billing.payment_attempts a SET stripe_invoice_id = ip.stripe_invoice_id \
+             FROM billing.invoice_payments ip \
+             WHERE ip.tenant_id = $1 AND ip.account_id = $2 AND ip.stripe_invoice_id = ANY($3) \
+               AND {LINKS}"
+        ))
+        .bind::<diesel::sql_types::Text, _>(tenant)
+        .bind::<diesel::sql_types::Text, _>(account)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(linked)
+        .execute(conn)
+        .await?;
+    }
     Ok(written.len())
 }
+
+/// Serialises the writers of attempts and invoice payments within one Stripe account until
+/// the transaction ends. Invoices and charges are written by concurrent transactions
+/// (backfill walks lists in parallel, events race); each takes this lock before writing, so
+/// whichever comes second sees the other's committed rows and makes the link, and neither
+/// waits on row locks the other holds (which would deadlock).
+async fn lock_links(conn: &mut AsyncPgConnection, tenant: &str, account: &str) -> Result<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind::<diesel::sql_types::Text, _>(format!("invoice-links/{tenant}/{account}"))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// An attempt (`a`) belongs to an invoice payment (`ip`): same account, and the payment is
+/// the attempt's PaymentIntent or the attempt's charge itself.
+const LINKS: &str = "a.tenant_id = ip.tenant_id AND a.account_id = ip.account_id \
+     AND (a.payment_intent_id = ip.payment_intent_id OR a.charge_id = ip.charge_id) \
+     AND a.stripe_invoice_id IS DISTINCT FROM ip.stripe_invoice_id";
 
 /// Upserts payment attempts newer-only, then renumbers the attempts of the payment
 /// intents they belong to (1 = first try), since charges arrive in any order.
@@ -368,6 +426,7 @@ pub async fn attempts(conn: &mut AsyncPgConnection, rows: &[AttemptRow]) -> Resu
         return Ok(0);
     }
     use payment_attempts as t;
+    lock_links(conn, &rows[0].tenant_id, &rows[0].account_id).await?;
     let n = only_if!(
         diesel::insert_into(t::table)
             .values(rows)
@@ -379,6 +438,18 @@ pub async fn attempts(conn: &mut AsyncPgConnection, rows: &[AttemptRow]) -> Resu
             ),
         t::source_created.le(excluded(t::source_created))
     )
+    .execute(conn)
+    .await?;
+    // Their invoice, when its payments are already known (else `invoices` links them later).
+    let charges: Vec<&str> = rows.iter().map(|r| r.charge_id.as_str()).collect();
+    diesel::sql_query(format!(
+        "UPDATE billing.payment_attempts a SET stripe_invoice_id = ip.stripe_invoice_id \
+         FROM billing.invoice_payments ip \
+         WHERE a.tenant_id = $1 AND a.account_id = $2 AND a.charge_id = ANY($3) AND {LINKS}"
+    ))
+    .bind::<diesel::sql_types::Text, _>(&rows[0].tenant_id)
+    .bind::<diesel::sql_types::Text, _>(&rows[0].account_id)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(charges)
     .execute(conn)
     .await?;
     let intents: Vec<&str> = rows

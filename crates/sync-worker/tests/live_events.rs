@@ -362,6 +362,9 @@ async fn events_delivered_three_times_shuffled_converge_to_stripe() {
     .unwrap()
     .n;
     assert!(failed >= 2, "payment failures became facts: {failed}");
+    drop(conn);
+    assert_attempts_linked(&s).await;
+    let mut conn = s.pool.get().await.unwrap();
     let churn: i64 = schema::subscription_changes::table
         .filter(schema::subscription_changes::movement.eq("churn"))
         .filter(schema::subscription_changes::source.ne("backfill"))
@@ -373,6 +376,38 @@ async fn events_delivered_three_times_shuffled_converge_to_stripe() {
     drop(conn);
     s.fake.stop().await;
     s.env.cleanup(&[]).await;
+}
+
+/// Every attempt sits under the invoice Stripe collects it for: the invoice's `payments`
+/// (its PaymentIntent) is the only link since basil, and webhooks never carry it.
+async fn assert_attempts_linked(s: &Setup) {
+    let mut want = BTreeMap::new();
+    for invoice in s.list("invoices?expand[]=data.payments").await {
+        for payment in invoice["payments"]["data"].as_array().unwrap() {
+            let pi = payment["payment"]["payment_intent"].as_str().unwrap();
+            want.insert(pi.to_owned(), invoice["id"].as_str().unwrap().to_owned());
+        }
+    }
+    let mut conn = s.pool.get().await.unwrap();
+    let held: Vec<(String, Option<String>, Option<String>)> = schema::payment_attempts::table
+        .select((
+            schema::payment_attempts::charge_id,
+            schema::payment_attempts::payment_intent_id,
+            schema::payment_attempts::stripe_invoice_id,
+        ))
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert!(!held.is_empty());
+    let wrong: Vec<String> = held
+        .iter()
+        .filter(|(_, pi, invoice)| pi.as_ref().and_then(|pi| want.get(pi)) != invoice.as_ref())
+        .map(|(charge, pi, invoice)| format!("{charge} ({pi:?}) → {invoice:?}"))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "attempts not under their invoice: {wrong:?}"
+    );
 }
 
 type State = (
