@@ -33,6 +33,12 @@ if ! python3 -c 'import stripe' 2>/dev/null; then
   python3 -m pip install -q 'stripe>=12,<17' 2>/dev/null \
     || python3 -m pip install -q --break-system-packages 'stripe>=12,<17'
 fi
+# openapi-spec-validator: query-api's tests validate the served /api/openapi.json with it.
+if ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
+  log "installing openapi-spec-validator"
+  python3 -m pip install -q 'openapi-spec-validator>=0.7,<0.10' 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages 'openapi-spec-validator>=0.7,<0.10'
+fi
 
 # --- Headless Chromium + playwright-core (the widget's real-browser test) ---
 [[ -x /usr/bin/chromium ]] || { log "installing chromium"; apt_install chromium; }

@@ -308,6 +308,15 @@ impl fmt::Display for Money {
 /// A currency that was added stays listed even when its total is zero, so
 /// "customers paying in EUR, all free" is distinguishable from "no EUR at all".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(
+        value_type = std::collections::BTreeMap<String, i64>,
+        description = "Amounts per currency, never converted: lowercase ISO 4217 code to minor units.",
+        example = json!({ "usd": 50000, "eur": 20000 })
+    )
+)]
 #[serde(transparent)]
 pub struct MoneyByCurrency(BTreeMap<Currency, i64>);
 

@@ -38,6 +38,7 @@ pub struct RecordedChange {
 /// A month's MRR in one currency. Movement amounts are signed deltas in minor units
 /// (contraction and churn are negative); `net` is their sum.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MonthMrr {
     /// `YYYY-MM`.
     pub month: String,
@@ -54,6 +55,7 @@ pub struct MonthMrr {
 
 /// The series: months oldest first, one entry per month and currency seen.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MrrSeries {
     pub months: Vec<MonthMrr>,
     /// The earliest recorded change; months ending before it are not reported.

@@ -26,13 +26,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/alerts/webhook", web::delete().to(delete));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "url": "https://hooks.example.com/cscx" }))]
 pub struct WebhookRequest {
+    /// Absolute https URL without credentials, at most 2048 characters.
     pub url: String,
 }
 
-#[derive(Debug, Serialize, QueryableByName)]
+/// The webhook as stored: the URL and the hint of its secret.
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct WebhookView {
     #[diesel(sql_type = Text)]
     pub url: String,
@@ -42,6 +45,16 @@ pub struct WebhookView {
     pub created_by: String,
     #[diesel(sql_type = Timestamptz)]
     pub updated_at: DateTime<Utc>,
+}
+
+/// The webhook just set, with its new signing secret: shown this once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookCreated {
+    pub url: String,
+    /// `whsec_…`: verify each delivery's `CSCX-Signature` with it.
+    pub secret: String,
+    pub secret_hint: String,
+    pub note: &'static str,
 }
 
 /// Checks the URL: absolute http(s) with a host, https unless allowed, no credentials.
@@ -83,6 +96,26 @@ fn new_secret() -> Result<String, ApiError> {
     ))
 }
 
+/// Set the alert webhook
+///
+/// Sets the tenant's alert webhook URL and mints a fresh signing secret, returned this once;
+/// replaces any previous URL and secret. Admins only. Audited.
+#[utoipa::path(
+    put,
+    path = "/api/alerts/webhook",
+    operation_id = "set_alert_webhook",
+    tag = "alerts",
+    request_body = WebhookRequest,
+    responses(
+        (status = 200, description = "Set; store the secret now", body = WebhookCreated),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 async fn put(
     caller: Caller,
     state: web::Data<AppState>,
@@ -122,14 +155,32 @@ async fn put(
         serde_json::json!({ "secret_hint": hint }),
     )
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "url": url,
-        "secret": secret,
-        "secret_hint": hint,
-        "note": "Store the secret now: it is not shown again. Verify each delivery's CSCX-Signature header (t=…,v1=HMAC-SHA256 of \"t.body\") as you would Stripe's.",
-    })))
+    Ok(HttpResponse::Ok().json(WebhookCreated {
+        url,
+        secret,
+        secret_hint: hint,
+        note: "Store the secret now: it is not shown again. Verify each delivery's CSCX-Signature header (t=…,v1=HMAC-SHA256 of \"t.body\") as you would Stripe's.",
+    }))
 }
 
+/// Show the alert webhook
+///
+/// The tenant's webhook URL and its secret's hint. Admins only. Audited.
+#[utoipa::path(
+    get,
+    path = "/api/alerts/webhook",
+    operation_id = "get_alert_webhook",
+    tag = "alerts",
+    responses(
+        (status = 200, description = "The webhook", body = WebhookView),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 async fn get(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
     let mut conn = state.conn().await?;
@@ -150,6 +201,24 @@ async fn get(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse,
     Ok(HttpResponse::Ok().json(rows.pop().ok_or(ApiError::NotFound)?))
 }
 
+/// Remove the alert webhook
+///
+/// Stops deliveries to the tenant's webhook. Admins only. Audited.
+#[utoipa::path(
+    delete,
+    path = "/api/alerts/webhook",
+    operation_id = "delete_alert_webhook",
+    tag = "alerts",
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 async fn delete(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
     let mut conn = state.conn().await?;

@@ -34,11 +34,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "kinds": ["payment_failed"], "min_severity": "medium", "delivery": "immediate" }))]
 pub struct RuleRequest {
     /// Signal kinds (`payment_failed`, `card_expiring`, …); empty or absent = every kind.
     #[serde(default)]
+    #[schema(value_type = Vec<domain::risk::SignalKind>)]
     pub kinds: Vec<String>,
     /// `low` (default), `medium`, `high`, `critical`.
     pub min_severity: Option<String>,
@@ -50,10 +52,13 @@ pub struct RuleRequest {
     pub csm_user_id: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// The rule change is on its way to the risk engine, which applies it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RuleAccepted {
     pub rule_id: String,
     pub request_id: String,
+    /// `queued`.
+    #[schema(example = "queued")]
     pub status: &'static str,
     /// What the rule does, in words.
     pub description: String,
@@ -204,6 +209,26 @@ pub async fn save(
     })
 }
 
+/// Create an alert rule
+///
+/// Alerts a CSM (the caller, or for admins `csm_user_id`) on signals of the given kinds and
+/// severity. The risk engine applies the rule (202 once the broker confirmed it). Audited.
+#[utoipa::path(
+    post,
+    path = "/api/alerts/rules",
+    operation_id = "create_alert_rule",
+    tag = "alerts",
+    request_body = RuleRequest,
+    responses(
+        (status = 202, description = "Queued for the risk engine", body = RuleAccepted),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 async fn create_rule(
     caller: Caller,
     state: web::Data<AppState>,
@@ -215,7 +240,8 @@ async fn create_rule(
     Ok(HttpResponse::Accepted().json(save(&state, &caller, rule, "api").await?))
 }
 
-#[derive(Debug, Serialize, QueryableByName)]
+/// A CSM's alert rule as the risk engine holds it.
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct RuleView {
     #[diesel(sql_type = Text)]
     pub rule_id: String,
@@ -235,14 +261,58 @@ pub struct RuleView {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ForCsm {
     /// Admins: another CSM's rules or alerts.
     pub csm_user_id: Option<String>,
+    /// Alerts: how many, newest first, 1–200 (default 50); rules ignore it.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
+/// A CSM's alert rules, by rule id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RuleList {
+    pub data: Vec<RuleView>,
+}
+
+/// A CSM's alerts, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AlertList {
+    pub data: Vec<AlertView>,
+}
+
+/// The rule's removal is on its way to the risk engine.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RuleDeleted {
+    pub rule_id: String,
+    pub request_id: String,
+    /// `queued`.
+    #[schema(example = "queued")]
+    pub status: &'static str,
+}
+
+/// List alert rules
+///
+/// The caller's alert rules (admins: `csm_user_id`'s). CSM role. Audited.
+#[utoipa::path(
+    get,
+    path = "/api/alerts/rules",
+    operation_id = "list_alert_rules",
+    tag = "alerts",
+    params(ForCsm),
+    responses(
+        (status = 200, description = "The CSM's rules", body = RuleList),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 async fn list_rules(
     caller: Caller,
     state: web::Data<AppState>,
@@ -267,9 +337,29 @@ async fn list_rules(
         serde_json::json!({}),
     )
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": rules })))
+    Ok(HttpResponse::Ok().json(RuleList { data: rules }))
 }
 
+/// Delete an alert rule
+///
+/// Removes one of the caller's rules (admins: anyone's). The risk engine applies it (202 once
+/// the broker confirmed it). Audited.
+#[utoipa::path(
+    delete,
+    path = "/api/alerts/rules/{rule_id}",
+    operation_id = "delete_alert_rule",
+    tag = "alerts",
+    params(("rule_id" = String, Path, description = "The rule (`rule_…`)")),
+    responses(
+        (status = 202, description = "Queued for the risk engine", body = RuleDeleted),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 async fn delete_rule(
     caller: Caller,
     state: web::Data<AppState>,
@@ -309,12 +399,15 @@ async fn delete_rule(
         serde_json::json!({ "csm_user_id": owner }),
     )
     .await?;
-    Ok(HttpResponse::Accepted().json(
-        serde_json::json!({ "rule_id": rule_id, "request_id": request_id, "status": "queued" }),
-    ))
+    Ok(HttpResponse::Accepted().json(RuleDeleted {
+        rule_id,
+        request_id,
+        status: "queued",
+    }))
 }
 
-#[derive(Debug, Serialize, QueryableByName)]
+/// An alert a rule produced, with its signal and webhook delivery.
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct AlertView {
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     pub alert_id: uuid::Uuid,
@@ -346,6 +439,25 @@ pub struct AlertView {
     pub webhook_delivered_at: Option<DateTime<Utc>>,
 }
 
+/// List alerts
+///
+/// The caller's alerts (admins: `csm_user_id`'s), newest first. CSM role. Audited.
+#[utoipa::path(
+    get,
+    path = "/api/alerts",
+    operation_id = "list_alerts",
+    tag = "alerts",
+    params(ForCsm),
+    responses(
+        (status = 200, description = "The CSM's alerts", body = AlertList),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 async fn list_alerts(
     caller: Caller,
     state: web::Data<AppState>,
@@ -377,5 +489,5 @@ async fn list_alerts(
         serde_json::json!({ "returned": alerts.len() }),
     )
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": alerts })))
+    Ok(HttpResponse::Ok().json(AlertList { data: alerts }))
 }

@@ -111,6 +111,7 @@ impl Application {
                     .configure(crate::reads::configure)
                     .configure(crate::chat::configure)
                     .configure(crate::ui::configure)
+                    .configure(crate::openapi::configure)
             })
             .disable_signals()
             .shutdown_timeout(10)

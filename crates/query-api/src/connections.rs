@@ -28,8 +28,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-#[derive(Debug, Deserialize)]
+/// One of `restricted_key` or `"oauth": true`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "restricted_key": "rk_test_…" }))]
 pub struct ConnectRequest {
     /// A Stripe restricted key with read access (`rk_test_…` / `rk_live_…`).
     pub restricted_key: Option<String>,
@@ -37,17 +39,28 @@ pub struct ConnectRequest {
     pub oauth: Option<bool>,
 }
 
-#[derive(Debug, Serialize, diesel::Queryable)]
+/// A stored Stripe connection; the credential itself is never returned.
+#[derive(Debug, Serialize, diesel::Queryable, utoipa::ToSchema)]
 pub struct ConnectionView {
     pub id: Uuid,
+    /// `restricted_key`, `secret_key` (dev/demo only) or `oauth`.
     pub kind: String,
+    /// The Stripe account (`acct_…`).
     pub account_id: String,
     pub livemode: bool,
+    /// Enough of the key to recognise it (`rk_test_…abcd`), or `oauth:acct_…`.
     pub secret_hint: String,
+    /// `active` or `revoked`.
     pub status: String,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The tenant's connections, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConnectionList {
+    pub data: Vec<ConnectionView>,
 }
 
 #[derive(diesel::Insertable)]
@@ -74,6 +87,29 @@ fn key_error(e: KeyError) -> ApiError {
 /// Associated data binding a sealed secret to its tenant and row (shared with the sync worker).
 pub use platform::crypto::connection_context as sealing_context;
 
+/// Connect Stripe
+///
+/// With `restricted_key`: checks the key's shape and mode, validates it with one read call to
+/// Stripe, seals and stores it, and asks the sync worker for a backfill (201). With
+/// `"oauth": true`: starts Connect OAuth and returns Stripe's authorize URL (200). Admins only.
+#[utoipa::path(
+    post,
+    path = "/api/integrations/stripe/connect",
+    operation_id = "connect_stripe",
+    tag = "connections",
+    request_body = ConnectRequest,
+    responses(
+        (status = 201, description = "The key was valid and is stored", body = ConnectionView),
+        (status = 200, description = "Connect OAuth started: send the admin's browser to `authorize_url`", body = crate::oauth::OAuthStarted),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 async fn connect(
     caller: Caller,
     state: web::Data<AppState>,
@@ -207,6 +243,22 @@ fn view_columns() -> ViewColumns {
     )
 }
 
+/// List Stripe connections
+///
+/// The tenant's connections (active and revoked), newest first. Audited.
+#[utoipa::path(
+    get,
+    path = "/api/integrations/stripe/connections",
+    operation_id = "list_stripe_connections",
+    tag = "connections",
+    responses(
+        (status = 200, description = "The tenant's connections", body = ConnectionList),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 async fn list(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let mut conn = state.conn().await?;
     let rows: Vec<ConnectionView> = connections::table
@@ -223,9 +275,29 @@ async fn list(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse
         serde_json::json!({ "count": rows.len() }),
     )
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": rows })))
+    Ok(HttpResponse::Ok().json(ConnectionList { data: rows }))
 }
 
+/// Disconnect Stripe
+///
+/// Revokes an active connection (a Connect grant is deauthorized at Stripe first). Admins only.
+#[utoipa::path(
+    delete,
+    path = "/api/integrations/stripe/connections/{id}",
+    operation_id = "disconnect_stripe",
+    tag = "connections",
+    params(("id" = Uuid, Path, description = "The connection's id")),
+    responses(
+        (status = 200, description = "The connection, now revoked", body = ConnectionView),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 async fn disconnect(
     caller: Caller,
     state: web::Data<AppState>,

@@ -2,6 +2,7 @@
 //! Internal causes are logged, never returned.
 
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
+use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -27,17 +28,52 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
+/// The machine-readable kind of an error, one per status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the request is malformed; `message` says what to fix.
+    BadRequest,
+    /// 401: no valid bearer token.
+    Unauthenticated,
+    /// 403: the token's roles do not allow this.
+    Forbidden,
+    /// 404: nothing of that id in the caller's tenant.
+    NotFound,
+    /// 409: the request contradicts the current state.
+    Conflict,
+    /// 503: a dependency (database, broker, Stripe) is not reachable; retry.
+    Unavailable,
+    /// 429: over the per-token rate limit; see `Retry-After`.
+    RateLimited,
+    /// 500: our fault; the cause is logged, never returned.
+    Internal,
+}
+
+/// The body of every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    /// For a person; may change between versions, unlike `code`.
+    pub message: String,
+}
+
 impl ApiError {
-    fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::BadRequest(_) => "bad_request",
-            Self::Unauthenticated => "unauthenticated",
-            Self::Forbidden(_) => "forbidden",
-            Self::NotFound | Self::NotFoundWith(_) => "not_found",
-            Self::Conflict(_) => "conflict",
-            Self::Unavailable => "unavailable",
-            Self::RateLimited(_) => "rate_limited",
-            Self::Internal(_) => "internal",
+            Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::Unauthenticated => ErrorCode::Unauthenticated,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound | Self::NotFoundWith(_) => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::Unavailable => ErrorCode::Unavailable,
+            Self::RateLimited(_) => ErrorCode::RateLimited,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -64,9 +100,12 @@ impl ResponseError for ApiError {
         if let Self::Internal(cause) = self {
             tracing::error!(error = %format!("{cause:#}"), "request failed");
         }
-        HttpResponse::build(self.status_code()).json(
-            serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } }),
-        )
+        HttpResponse::build(self.status_code()).json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+            },
+        })
     }
 }
 

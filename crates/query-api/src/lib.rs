@@ -12,6 +12,7 @@ pub mod deauthorization;
 pub mod error;
 pub mod matching;
 pub mod oauth;
+pub mod openapi;
 pub mod rate_limit;
 pub mod reads;
 pub mod schema;

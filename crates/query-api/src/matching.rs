@@ -40,7 +40,7 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_PAGE: i64 = 200;
 
 /// One Stripe customer's link as the matcher holds it.
-#[derive(Debug, Serialize, QueryableByName)]
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct LinkView {
     #[diesel(sql_type = Text)]
     pub stripe_customer_id: String,
@@ -60,10 +60,13 @@ pub struct LinkView {
     pub method: Option<String>,
     #[diesel(sql_type = Double)]
     pub confidence: f64,
+    /// Why the matcher decided as it did (human-readable reasons, strongest first).
     #[diesel(sql_type = Jsonb)]
+    #[schema(value_type = Vec<Value>)]
     pub evidence: serde_json::Value,
     /// Ambiguous: the accounts in contention with their scores.
     #[diesel(sql_type = Jsonb)]
+    #[schema(value_type = Vec<Object>)]
     pub candidates: serde_json::Value,
     #[diesel(sql_type = Nullable<Text>)]
     pub reason: Option<String>,
@@ -80,18 +83,22 @@ pub struct LinkView {
 const LINK_COLUMNS: &str = "stripe_customer_id, stripe_account_id, email, customer_name, account_id, status, \
      method, confidence, evidence, candidates, reason, csm_user_id, decided_by, decided_at, version";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ReviewQuery {
     /// `ambiguous`, `unmatched` or both (default).
     pub status: Option<String>,
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// Cursor: the last `stripe_customer_id` of the previous page.
     pub starting_after: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A page of customers waiting for review, by Stripe customer id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ReviewPage)]
 pub struct Page<T> {
     pub data: Vec<T>,
     pub has_more: bool,
@@ -99,6 +106,26 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// Customers waiting for review
+///
+/// The Stripe customers the matcher could not link on its own (ambiguous or unmatched), by
+/// Stripe customer id. CSM role. Audited.
+#[utoipa::path(
+    get,
+    path = "/api/matching/review",
+    operation_id = "matching_review",
+    tag = "matching",
+    params(ReviewQuery),
+    responses(
+        (status = 200, description = "One page of customers to review", body = Page<LinkView>),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 async fn review(
     caller: Caller,
     state: web::Data<AppState>,
@@ -151,7 +178,8 @@ async fn review(
     }))
 }
 
-#[derive(Debug, Serialize, QueryableByName)]
+/// A manual decision about a customer's link and what became of it.
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct DecisionView {
     #[diesel(sql_type = Text)]
     pub request_id: String,
@@ -169,7 +197,7 @@ pub struct DecisionView {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CustomerMatch {
     pub link: LinkView,
     /// Manual decisions about this customer, newest first.
@@ -197,6 +225,27 @@ fn customer_id(raw: &str) -> Result<String, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("invalid Stripe customer id: {e}")))
 }
 
+/// One customer's link
+///
+/// The matcher's link for one Stripe customer of the tenant, with the manual decisions about
+/// it (newest first, at most 50). CSM role. Audited.
+#[utoipa::path(
+    get,
+    path = "/api/matching/customers/{stripe_customer_id}",
+    operation_id = "matching_customer",
+    tag = "matching",
+    params(("stripe_customer_id" = String, Path, description = "The Stripe customer (`cus_…`)")),
+    responses(
+        (status = 200, description = "The link and its decisions", body = CustomerMatch),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 async fn customer(
     caller: Caller,
     state: web::Data<AppState>,
@@ -227,20 +276,25 @@ async fn customer(
     Ok(HttpResponse::Ok().json(CustomerMatch { link, decisions }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "action": "set", "account_id": "acc-acme", "note": "confirmed with the CSM" }))]
 pub struct DecisionRequest {
     /// `confirm`, `reject`, `set` or `clear`.
     pub action: String,
     /// `set`: the account to link; `reject`: the account that is wrong (omit: no account);
     /// `confirm`: optional, must be the current link.
     pub account_id: Option<String>,
+    /// Up to 500 characters, kept in the decision log.
     pub note: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// The decision is on its way to the matcher, which applies it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DecisionAccepted {
     pub request_id: String,
+    /// `queued`.
+    #[schema(example = "queued")]
     pub status: &'static str,
 }
 
@@ -250,6 +304,29 @@ struct Found {
     n: i64,
 }
 
+/// Decide a customer's link
+///
+/// Confirms, rejects, sets or clears the link of one Stripe customer. The matcher applies the
+/// decision (202 once the broker confirmed it). Admins only. Audited.
+#[utoipa::path(
+    post,
+    path = "/api/matching/customers/{stripe_customer_id}/decision",
+    operation_id = "matching_decide",
+    tag = "matching",
+    params(("stripe_customer_id" = String, Path, description = "The Stripe customer (`cus_…`)")),
+    request_body = DecisionRequest,
+    responses(
+        (status = 202, description = "Queued for the matcher", body = DecisionAccepted),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 async fn decide(
     caller: Caller,
     state: web::Data<AppState>,

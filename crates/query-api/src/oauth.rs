@@ -11,7 +11,7 @@ use ring::{
     digest,
     rand::{SecureRandom as _, SystemRandom},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     app::AppState,
@@ -36,6 +36,15 @@ fn configured(state: &AppState) -> Result<(&str, &str), ApiError> {
             "Connect OAuth is not configured on this installation (connect_client_id and STRIPE_SECRET_KEY); connect with a restricted key instead".into(),
         )),
     }
+}
+
+/// The answer to `POST …/connect` with `"oauth": true`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OAuthStarted {
+    /// Stripe's authorize page, with a single-use `state`.
+    pub authorize_url: String,
+    /// When the `state` stops being accepted.
+    pub expires_at: chrono::DateTime<Utc>,
 }
 
 /// Starts the flow: stores the state's hash and returns Stripe's authorize URL.
@@ -78,14 +87,21 @@ pub async fn start(caller: &Caller, state: &AppState) -> Result<HttpResponse, Ap
         .append_pair("scope", "read_only")
         .append_pair("state", &oauth_state)
         .append_pair("redirect_uri", &state.settings.oauth_redirect_url);
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "authorize_url": url.as_str(), "expires_at": expires_at })))
+    Ok(HttpResponse::Ok().json(OAuthStarted {
+        authorize_url: url.into(),
+        expires_at,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+/// What Stripe appends to the redirect URL.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
+    /// The authorization code to exchange (on success).
     code: Option<String>,
+    /// The single-use state this API issued (64 hex characters).
     state: Option<String>,
+    /// Set when the admin denied access (e.g. `access_denied`).
     error: Option<String>,
     error_description: Option<String>,
 }
@@ -106,6 +122,23 @@ struct Starter {
     user_id: String,
 }
 
+/// Connect OAuth callback
+///
+/// Where Stripe sends the admin's browser back. Authenticated by the single-use `state` (no
+/// bearer token): burns it, exchanges `code` for a read-only grant and stores it sealed.
+#[utoipa::path(
+    get,
+    path = "/api/integrations/stripe/callback",
+    operation_id = "stripe_oauth_callback",
+    tag = "connections",
+    params(CallbackQuery),
+    responses(
+        (status = 201, description = "The grant is stored", body = crate::connections::ConnectionView),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 async fn callback(
     state: web::Data<AppState>,
     query: web::Query<CallbackQuery>,

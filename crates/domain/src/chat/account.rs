@@ -20,6 +20,7 @@ pub const MAX_CHOICES: usize = 10;
 
 /// An account of the tenant, as the chat sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KnownAccount {
     /// The CSCX account id.
     pub account_id: String,

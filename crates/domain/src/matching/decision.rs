@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// A CSCX account id: opaque to this crate, compared exactly.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct AccountId(String);
 

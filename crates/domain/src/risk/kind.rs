@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 /// The kind of a risk signal. The snake_case names of [`SignalKind::as_str`]
 /// are stable: they are stored, published and used in alert rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(description = "The kind of a risk signal (stable names).")
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SignalKind {
     /// A payment attempt on an open invoice failed (`payment_failed`).

@@ -24,6 +24,7 @@ pub struct AccountRisk {
 
 /// An account behind the revenue at risk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountAtRisk {
     /// The account.
     pub account_id: AccountId,
@@ -37,6 +38,7 @@ pub struct AccountAtRisk {
 
 /// Revenue at risk of one CSM's accounts (or of unassigned accounts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CsmRevenueAtRisk {
     /// The CSM; none for accounts without one.
     pub csm_user_id: Option<String>,
@@ -48,6 +50,7 @@ pub struct CsmRevenueAtRisk {
 
 /// A tenant's revenue at risk, with the accounts behind it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevenueAtRisk {
     /// MRR at risk per currency (never converted).
     pub total: MoneyByCurrency,

@@ -29,26 +29,37 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/chat/commands", web::post().to(chat));
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "text": "what is the billing status of Acme?" }))]
 pub struct ChatRequest {
+    /// The command as typed: "billing status of Acme", "failed payments for Globex", "MRR of
+    /// Acme", "alert me on payment failures".
     pub text: String,
     /// The account a previous answer offered as a choice; overrides the name in `text`.
     pub account_id: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChatReply {
     /// `billing_status`, `failed_payments`, `mrr` or `alert_rule`.
     pub command: &'static str,
     /// `answered`, `choose` (see `choices`) or `queued` (an alert rule).
     pub status: &'static str,
+    /// The answer as a short text for the chat.
     pub reply: String,
+    /// The account answered about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<KnownAccount>,
+    /// `choose`: the accounts the name could mean.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub choices: Vec<KnownAccount>,
+    /// The structured answer: for `billing_status` health, MRR, subscriptions, next invoice,
+    /// open signals and dunning stage; for `failed_payments` the failed attempts and unpaid
+    /// invoices; for `mrr` the MRR report; for `alert_rule` the queued rule.
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    #[schema(value_type = Object, required = false)]
     pub answer: serde_json::Value,
 }
 
@@ -60,6 +71,30 @@ struct AccountRow {
     name: String,
 }
 
+/// Chat command
+///
+/// Answers a question typed in the chat about an account named in the text — billing status,
+/// failed payments, MRR — or creates the caller's alert rule ("alert me on …", 202). When
+/// several accounts match the name the answer is a choice (`status` = `choose`): send the same
+/// text again with the chosen `account_id`. CSM role. Audited.
+#[utoipa::path(
+    post,
+    path = "/api/stripe/chat",
+    operation_id = "chat",
+    tag = "chat",
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "Answered, or a choice of accounts", body = ChatReply),
+        (status = 202, description = "An alert rule, queued for the risk engine", body = ChatReply),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 async fn chat(
     caller: Caller,
     state: web::Data<AppState>,

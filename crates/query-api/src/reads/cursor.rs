@@ -46,7 +46,7 @@ impl Cursor {
 }
 
 /// One page of an account's list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub account_id: String,
     pub data: Vec<T>,

@@ -73,19 +73,21 @@ struct LinkedRow {
     dunning_stage: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Match {
     /// `linked` (by a rule) or `manual` (a person decided).
     pub status: String,
     /// metadata_id, email_domain, company_name, manual.
     pub method: Option<String>,
     pub confidence: f64,
+    /// Why the matcher linked it (human-readable reasons, strongest first).
+    #[schema(value_type = Vec<Value>)]
     pub evidence: serde_json::Value,
     pub decided_by: String,
     pub decided_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Card {
     pub brand: Option<String>,
     pub last4: Option<String>,
@@ -93,7 +95,7 @@ pub struct Card {
     pub exp_year: Option<i16>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PaymentPattern {
     /// Share of paid invoices paid by their due date; none before the first.
     pub on_time_rate: Option<f64>,
@@ -106,7 +108,7 @@ pub struct PaymentPattern {
     pub dunning_stage: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LinkedCustomer {
     pub stripe_customer_id: String,
     pub stripe_account_id: String,
@@ -165,7 +167,7 @@ impl From<LinkedRow> for LinkedCustomer {
     }
 }
 
-#[derive(Debug, Serialize, QueryableByName)]
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct Health {
     #[diesel(sql_type = SmallInt)]
     pub score: i16,
@@ -174,12 +176,13 @@ pub struct Health {
     pub band: String,
     /// Which signals cost how many points, after decay.
     #[diesel(sql_type = Jsonb)]
+    #[schema(value_type = Vec<Object>)]
     pub components: serde_json::Value,
     #[diesel(sql_type = Timestamptz)]
     pub computed_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, QueryableByName)]
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct CurrencyMrr {
     #[diesel(sql_type = Text)]
     pub currency: String,
@@ -230,7 +233,7 @@ pub async fn health(
     Ok(rows.into_iter().next())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CustomerSummary {
     pub account: scope::AccountScope,
     pub stripe_customers: Vec<LinkedCustomer>,
@@ -239,6 +242,28 @@ pub struct CustomerSummary {
     pub mrr: Vec<CurrencyMrr>,
 }
 
+/// Account billing summary
+///
+/// Every Stripe customer linked to the CSCX account, with how it was matched, its default card
+/// (brand, last four, expiry) and payment pattern; the billing health score, the open risk
+/// signals and MRR/ARR per currency. CSM role. Audited.
+#[utoipa::path(
+    get,
+    path = "/api/stripe/customer/{customer_id}",
+    operation_id = "get_customer",
+    tag = "billing",
+    params(("customer_id" = String, Path, description = "The CSCX account id (1–128 characters)")),
+    responses(
+        (status = 200, description = "The account's billing summary", body = CustomerSummary),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn show(
     caller: Caller,
     state: web::Data<AppState>,

@@ -26,8 +26,9 @@ use crate::{
 
 const STATUSES: &[&str] = &["draft", "open", "paid", "uncollectible", "void"];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct InvoiceQuery {
     /// `draft`, `open`, `paid`, `uncollectible`, `void`; several comma-separated.
     pub status: Option<String>,
@@ -36,12 +37,13 @@ pub struct InvoiceQuery {
     /// Created at or before (RFC 3339, or a date = the whole day, UTC).
     pub created_lte: Option<String>,
     /// 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub starting_after: Option<String>,
 }
 
-#[derive(Debug, Serialize, QueryableByName)]
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct InvoiceRow {
     #[diesel(sql_type = Text)]
     pub stripe_invoice_id: String,
@@ -88,7 +90,7 @@ pub struct InvoiceRow {
     pub hosted_invoice_url: Option<String>,
 }
 
-#[derive(Debug, Serialize, QueryableByName)]
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct LineRow {
     #[serde(skip)]
     #[diesel(sql_type = Text)]
@@ -116,7 +118,7 @@ pub struct LineRow {
     pub period_end: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize, QueryableByName)]
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct AttemptRow {
     #[serde(skip)]
     #[diesel(sql_type = Text)]
@@ -145,7 +147,8 @@ pub struct AttemptRow {
     pub attempt_number: Option<i32>,
 }
 
-#[derive(Debug, Serialize)]
+/// An invoice with its line items and payment attempts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Invoice {
     #[serde(flatten)]
     pub invoice: InvoiceRow,
@@ -197,6 +200,28 @@ fn filters(query: &InvoiceQuery) -> Result<Filters, ApiError> {
     })
 }
 
+/// Account invoices
+///
+/// The account's invoices newest first, across every linked Stripe customer, with line items
+/// and payment attempts (outcome, failure reason); filtered by status and creation date, in
+/// pages with an opaque cursor. CSM role. Audited.
+#[utoipa::path(
+    get,
+    path = "/api/stripe/invoices/{customer_id}",
+    operation_id = "list_invoices",
+    tag = "billing",
+    params(("customer_id" = String, Path, description = "The CSCX account id (1–128 characters)"), InvoiceQuery),
+    responses(
+        (status = 200, description = "One page of invoices", body = Page<Invoice>),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     caller: Caller,
     state: web::Data<AppState>,

@@ -22,7 +22,7 @@ use crate::{
 
 const MONTHS: u32 = 12;
 
-#[derive(Debug, Serialize, QueryableByName)]
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct SubscriptionMrr {
     #[diesel(sql_type = Text)]
     pub stripe_subscription_id: String,
@@ -81,7 +81,7 @@ impl TryFrom<ChangeRow> for RecordedChange {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MrrReport {
     pub account_id: String,
     /// Now, per currency.
@@ -93,6 +93,28 @@ pub struct MrrReport {
     pub movement: MrrSeries,
 }
 
+/// Account MRR
+///
+/// The account's MRR and ARR per currency (never converted), per live subscription, and its
+/// movement over the last 12 calendar months (new, expansion, contraction, churn,
+/// reactivation). CSM role. Audited.
+#[utoipa::path(
+    get,
+    path = "/api/stripe/mrr/{customer_id}",
+    operation_id = "get_mrr",
+    tag = "billing",
+    params(("customer_id" = String, Path, description = "The CSCX account id (1–128 characters)")),
+    responses(
+        (status = 200, description = "The account's MRR report", body = MrrReport),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn show(
     caller: Caller,
     state: web::Data<AppState>,

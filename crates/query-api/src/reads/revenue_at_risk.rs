@@ -19,8 +19,9 @@ use crate::{
     error::ApiError,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RevenueQuery {
     /// Only this CSM's accounts.
     pub csm_user_id: Option<String>,
@@ -46,6 +47,26 @@ struct AccountMrr {
     mrr: i64,
 }
 
+/// Revenue at risk
+///
+/// The tenant's MRR on accounts with an open payment signal, per currency, per CSM and per
+/// account (with the signal kinds behind it). CSM role. Audited.
+#[utoipa::path(
+    get,
+    path = "/api/stripe/revenue-at-risk",
+    operation_id = "get_revenue_at_risk",
+    tag = "billing",
+    params(RevenueQuery),
+    responses(
+        (status = 200, description = "The tenant's revenue at risk", body = domain::risk::RevenueAtRisk),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn show(
     caller: Caller,
     state: web::Data<AppState>,

@@ -31,7 +31,7 @@ pub fn parse_account_id(raw: &str) -> Result<&str, ApiError> {
 }
 
 /// The CSCX account and the Stripe customers linked to it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AccountScope {
     pub account_id: String,
     pub name: String,

@@ -20,7 +20,8 @@ use crate::{
     error::ApiError,
 };
 
-#[derive(Debug, Clone, Serialize, QueryableByName)]
+/// A risk signal the risk engine raised on the account.
+#[derive(Debug, Clone, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct SignalView {
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     pub signal_id: uuid::Uuid,
@@ -33,8 +34,10 @@ pub struct SignalView {
     pub summary: String,
     #[diesel(sql_type = Text)]
     pub stripe_customer_id: String,
-    /// Amounts, attempt numbers, failure codes, dates behind the signal.
+    /// Amounts, attempt numbers, failure codes, dates behind the signal (tagged by `type`:
+    /// `invoice`, `subscription`, `card`, `dispute`).
     #[diesel(sql_type = Jsonb)]
+    #[schema(value_type = Object)]
     pub evidence: serde_json::Value,
     /// The Stripe objects involved (invoice, subscription, payment method ids).
     #[diesel(sql_type = Array<Text>)]
@@ -74,19 +77,42 @@ pub async fn open_for_account(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SignalQuery {
     /// `open` (default), `resolved` or `all`.
     pub status: Option<String>,
     /// Signal kinds, comma-separated (`payment_failed,card_expiring`).
     pub kind: Option<String>,
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub starting_after: Option<String>,
 }
 
+/// Account risk signals
+///
+/// The account's risk signals, open ones by default, newest first, with their evidence;
+/// filtered by status and kind, in pages with an opaque cursor. CSM role. Audited.
+#[utoipa::path(
+    get,
+    path = "/api/stripe/signals/{customer_id}",
+    operation_id = "list_signals",
+    tag = "billing",
+    params(("customer_id" = String, Path, description = "The CSCX account id (1–128 characters)"), SignalQuery),
+    responses(
+        (status = 200, description = "One page of signals", body = Page<SignalView>),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     caller: Caller,
     state: web::Data<AppState>,

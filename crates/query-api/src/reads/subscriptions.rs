@@ -20,7 +20,7 @@ use crate::{
 /// History entries returned per subscription.
 const HISTORY_PER_SUBSCRIPTION: i64 = 50;
 
-#[derive(Debug, Serialize, QueryableByName)]
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
 pub struct SubscriptionRow {
     #[diesel(sql_type = Text)]
     pub stripe_subscription_id: String,
@@ -64,10 +64,13 @@ pub struct SubscriptionRow {
     pub created_at: Option<DateTime<Utc>>,
     /// Price, product (with name), quantity, unit amount, interval of each item.
     #[diesel(sql_type = Jsonb)]
+    #[schema(value_type = Vec<Object>)]
     pub items: serde_json::Value,
 }
 
-#[derive(Debug, Serialize, QueryableByName)]
+/// One recorded change of a subscription.
+#[derive(Debug, Serialize, QueryableByName, utoipa::ToSchema)]
+#[schema(as = SubscriptionChange)]
 pub struct ChangeRow {
     #[serde(skip)]
     #[diesel(sql_type = Text)]
@@ -106,7 +109,7 @@ pub struct ChangeRow {
     pub currency: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Subscription {
     #[serde(flatten)]
     pub subscription: SubscriptionRow,
@@ -114,7 +117,7 @@ pub struct Subscription {
     pub history: Vec<ChangeRow>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SubscriptionList {
     pub account_id: String,
     pub data: Vec<Subscription>,
@@ -140,6 +143,28 @@ pub async fn rows(
     .await
 }
 
+/// Account subscriptions
+///
+/// Every subscription of the account's linked Stripe customers — status, plan, items, current
+/// period, cancel-at-period-end, MRR — with its latest 50 changes. Canceled subscriptions stay
+/// listed. CSM role. Audited.
+#[utoipa::path(
+    get,
+    path = "/api/stripe/subscriptions/{customer_id}",
+    operation_id = "list_subscriptions",
+    tag = "billing",
+    params(("customer_id" = String, Path, description = "The CSCX account id (1–128 characters)")),
+    responses(
+        (status = 200, description = "The account's subscriptions", body = SubscriptionList),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     caller: Caller,
     state: web::Data<AppState>,

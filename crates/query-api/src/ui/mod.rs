@@ -142,6 +142,30 @@ async fn render(
         .map_err(ApiError::internal)
 }
 
+/// Billing widget
+///
+/// One account's billing as an HTML page for CSCX to embed in an iframe: subscription status,
+/// MRR, next invoice, payment health, alerts, an MRR chart and the invoice history. The token
+/// comes as `Authorization: Bearer` or, for iframes, as `?token=` (the only query parameter).
+/// Errors are HTML pages too. Never cached; framed only by the CSCX origins. CSM role.
+/// Audited.
+#[utoipa::path(
+    get,
+    path = "/ui/accounts/{customer_id}",
+    operation_id = "billing_widget",
+    tag = "widget",
+    params(("customer_id" = String, Path, description = "The CSCX account id (1–128 characters)")),
+    responses(
+        (status = 200, description = "The widget page", body = String, content_type = "text/html"),
+        (status = 400, description = "Malformed account id or query (an HTML error page)", body = String, content_type = "text/html"),
+        (status = 401, description = "No valid token (an HTML error page)", body = String, content_type = "text/html"),
+        (status = 403, description = "The token lacks the CSM role (an HTML error page)", body = String, content_type = "text/html"),
+        (status = 404, description = "No such account in the tenant (an HTML error page)", body = String, content_type = "text/html"),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, description = "Billing is unavailable (an HTML error page)", body = String, content_type = "text/html"),
+    ),
+    security(("bearer" = []), ("widget_token" = []))
+)]
 async fn account_page(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -161,6 +185,16 @@ async fn account_page(
     }
 }
 
+/// Widget stylesheet
+///
+/// The widget's one stylesheet (public, cacheable for an hour).
+#[utoipa::path(
+    get,
+    path = "/ui/assets/widget.css",
+    operation_id = "widget_stylesheet",
+    tag = "widget",
+    responses((status = 200, description = "The stylesheet", body = String, content_type = "text/css"))
+)]
 async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/css; charset=utf-8"))
