@@ -100,11 +100,8 @@ impl InProcess {
             .expect("query-api task")
             .expect("query-api stopped cleanly");
         let broker = platform::amqp::Broker::new(self.amqp, crate::spec().topology);
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            broker.delete_topology(),
-        )
-        .await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), broker.delete_topology())
+            .await;
         broker.close().await;
     }
 }
