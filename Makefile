@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/billing-target
 CARGO ?= cargo
 
-.PHONY: demo up down status test test-clean build release fmt lint screenshots bench-bus bench-ingress bench-match bench-fake bench-sync bench-risk deps
+.PHONY: demo up down status test test-clean build release fmt lint screenshots bench-bus bench-ingress bench-match bench-fake bench-sync bench-risk bench-api deps
 
 ## Everything up on this machine, demo data flowing, results shown.
 demo: deps release
@@ -80,3 +80,10 @@ bench-risk: deps
 	$(CARGO) build --release -p stripe-fake -p ingress -p sync-worker -p risk-engine --bins
 	$(CARGO) build --release -p risk-engine --example bench_risk
 	$(CARGO_TARGET_DIR)/release/examples/bench_risk
+
+## Read API benchmark: GET /api/stripe/mrr/:id and /invoices/:id of a release query-api process
+## at 500 req/s over a seeded book of 10,000 accounts (latency from each request's due time, RSS).
+bench-api: deps
+	$(CARGO) build --release -p query-api --bins
+	$(CARGO) build --release -p query-api --example bench_api
+	$(CARGO_TARGET_DIR)/release/examples/bench_api
