@@ -331,11 +331,7 @@ async fn docs_page() -> HttpResponse {
     responses((status = 200, description = "The stylesheet", body = String, content_type = "text/css"))
 )]
 async fn docs_stylesheet() -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/css; charset=utf-8"))
-        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .body(STYLESHEET)
+    crate::ui::css(STYLESHEET)
 }
 
 // --- The docs page, read from the JSON document (what clients see, refs and all) ---
