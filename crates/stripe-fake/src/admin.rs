@@ -151,6 +151,31 @@ fn target_sub(book: &Book, args: &Value) -> Result<String, ApiError> {
         .ok_or_else(|| bad(&format!("customer {cus} has no live subscription")))
 }
 
+/// The dispute a trigger targets: `dispute`, or the customer's newest open dispute.
+fn target_dispute(book: &Book, args: &Value) -> Result<String, ApiError> {
+    if let Some(id) = s(args, "dispute") {
+        return book
+            .disputes
+            .get(id)
+            .map(|d| d.id.clone())
+            .ok_or_else(|| ApiError::missing("dispute", id, "dispute"));
+    }
+    let cus = s(args, "customer").ok_or_else(|| bad("pass \"dispute\" or \"customer\""))?;
+    book.disputes
+        .ids_for_customer(cus)
+        .into_iter()
+        .rev()
+        .find(|id| {
+            book.disputes.get(id).is_some_and(|d| {
+                !matches!(
+                    d.status,
+                    "won" | "lost" | "warning_closed" | "prevented" | "charge_refunded"
+                )
+            })
+        })
+        .ok_or_else(|| bad(&format!("customer {cus} has no open dispute")))
+}
+
 /// Runs a trigger, commits its events (stored and delivered) and reports them.
 pub fn trigger(app: &App, kind: &str, args: &Value) -> Result<Value, ApiError> {
     let mut guard = app.state.write();
@@ -308,14 +333,26 @@ pub fn trigger(app: &App, kind: &str, args: &Value) -> Result<Value, ApiError> {
                         .ok_or_else(|| bad("customer has no undisputed successful charge"))?
                 }
             };
-            let dp = engine::open_dispute(book, &mut ctx, &charge, s(args, "reason").unwrap_or("fraudulent"))?;
+            let inquiry = args.get("inquiry").and_then(Value::as_bool).unwrap_or(false);
+            let dp = engine::open_dispute(book, &mut ctx, &charge, s(args, "reason").unwrap_or("fraudulent"), inquiry)?;
             Ok(json!({"dispute": dp, "charge": charge}))
+        }
+        "submit_dispute_evidence" => {
+            let dp = target_dispute(book, args)?;
+            engine::submit_dispute_evidence(book, &mut ctx, &dp, s(args, "text"))?;
+            Ok(json!({"dispute": dp, "status": book.disputes.get(&dp).map(|d| d.status)}))
+        }
+        "close_dispute" => {
+            let dp = target_dispute(book, args)?;
+            let outcome = s(args, "outcome").ok_or_else(|| bad("pass \"outcome\": \"won\", \"lost\" or (an inquiry) \"warning_closed\""))?;
+            let status = engine::close_dispute(book, &mut ctx, &dp, outcome)?;
+            Ok(json!({"dispute": dp, "status": status}))
         }
         other => Err(ApiError::new(
             404,
             "invalid_request_error",
             Some("resource_missing"),
-            format!("Unknown trigger '{other}'. Known: fail_payment, pay_invoice, update_subscription, request_cancel, cancel, expire_card, dispute, advance_time."),
+            format!("Unknown trigger '{other}'. Known: fail_payment, pay_invoice, update_subscription, request_cancel, cancel, expire_card, dispute, submit_dispute_evidence, close_dispute, advance_time."),
         )),
     }
     })();

@@ -1322,12 +1322,61 @@ pub fn set_card_expiry(
     Ok(())
 }
 
-/// Opens a dispute on a charge.
+/// Stripe's dispute fee in minor units, withdrawn with the disputed amount (15.00 in the
+/// fake's currencies; Stripe's schedule varies by country).
+pub const DISPUTE_FEE: i64 = 1500;
+
+/// Days the fake gives to respond to a dispute (`evidence_details.due_by`).
+pub const DISPUTE_RESPONSE_DAYS: i64 = 7;
+
+fn dispute_balance_transaction(
+    ctx: &mut Ctx,
+    dispute: &Dispute,
+    amount: i64,
+    fee: i64,
+    reporting_category: &'static str,
+    description: String,
+) -> BalanceTransaction {
+    BalanceTransaction {
+        id: ctx.ids.next("txn"),
+        object: Lit("balance_transaction"),
+        amount,
+        available_on: ctx.now,
+        balance_type: "payments",
+        created: ctx.now,
+        currency: dispute.currency.clone(),
+        description,
+        exchange_rate: Null,
+        fee,
+        fee_details: if fee == 0 {
+            vec![]
+        } else {
+            vec![FeeDetail {
+                amount: fee,
+                application: Null,
+                currency: dispute.currency.clone(),
+                description: "Dispute fee",
+                kind: Lit("stripe_fee"),
+            }]
+        },
+        net: amount - fee,
+        reporting_category,
+        source: dispute.id.clone(),
+        status: "available",
+        kind: Lit("adjustment"),
+    }
+}
+
+/// Opens a dispute on a charge, as a card network does: a chargeback (`needs_response`,
+/// the amount and the dispute fee withdrawn at once: `charge.dispute.created` then
+/// `charge.dispute.funds_withdrawn`), or with `inquiry` an inquiry
+/// (`warning_needs_response`, no money moves: `charge.dispute.created` only).
 pub fn open_dispute(
     book: &mut Book,
     ctx: &mut Ctx,
     charge_id: &str,
     reason: &str,
+    inquiry: bool,
 ) -> Result<String, ApiError> {
     let ch = book
         .charges
@@ -1341,6 +1390,14 @@ pub fn open_dispute(
             format!("Charge {charge_id} did not succeed and cannot be disputed."),
         ));
     }
+    if ch.disputed {
+        return Err(ApiError::new(
+            400,
+            "invalid_request_error",
+            None,
+            format!("Charge {charge_id} is already disputed."),
+        ));
+    }
     let before = snap(&*ch);
     ch.disputed = true;
     let after = snap(&*ch);
@@ -1350,35 +1407,171 @@ pub fn open_dispute(
         ch.payment_intent.clone(),
         ch.customer.clone(),
     );
+    let brand = ch
+        .payment_method_details
+        .as_ref()
+        .map_or_else(|| "visa".to_owned(), |d| d.card.brand.clone());
     let id = ctx.ids.next("dp");
-    let dispute = Dispute {
+    let mut dispute = Dispute {
         id: id.clone(),
         object: Lit("dispute"),
         amount,
-        balance_transactions: EmptyList,
+        balance_transactions: vec![],
         charge: charge_id.to_string(),
         created: ctx.now,
         currency,
-        evidence: EmptyObj,
+        enhanced_eligibility_types: EmptyList,
+        evidence: DisputeEvidence::default(),
         evidence_details: EvidenceDetails {
-            due_by: ctx.now + 7 * DAY,
+            due_by: Some(ctx.now + DISPUTE_RESPONSE_DAYS * DAY),
+            enhanced_eligibility: EmptyObj,
             has_evidence: false,
             past_due: false,
             submission_count: 0,
         },
-        is_charge_refundable: false,
+        is_charge_refundable: inquiry,
         livemode: false,
         metadata: Metadata::new(),
+        network_reason_code: None,
         payment_intent: pi,
+        payment_method_details: Some(DisputePaymentMethodDetails {
+            card: DisputeCard {
+                network: brand.clone(),
+                brand,
+                case_type: if inquiry { "inquiry" } else { "chargeback" },
+                network_reason_code: None,
+            },
+            kind: Lit("card"),
+        }),
         reason: reason.to_string(),
-        status: "needs_response",
+        status: if inquiry {
+            "warning_needs_response"
+        } else {
+            "needs_response"
+        },
         customer,
     };
-    ctx.emit("charge.dispute.created", &dispute, None);
+    if inquiry {
+        ctx.emit("charge.dispute.created", &dispute, None);
+    } else {
+        let withdrawal = dispute_balance_transaction(
+            ctx,
+            &dispute,
+            -dispute.amount,
+            DISPUTE_FEE,
+            "dispute",
+            format!("Chargeback withdrawal for {charge_id}"),
+        );
+        dispute.balance_transactions.push(withdrawal);
+        ctx.emit("charge.dispute.created", &dispute, None);
+        ctx.emit("charge.dispute.funds_withdrawn", &dispute, None);
+    }
     let prev = previous_attributes(&before, &after);
     ctx.emit_value("charge.updated", after, prev);
     book.disputes.insert(dispute);
     Ok(id)
+}
+
+fn dispute_error(message: String) -> ApiError {
+    ApiError::new(400, "invalid_request_error", None, message)
+}
+
+/// Submits evidence (`POST /v1/disputes/{id}` with `submit=true`): the issuer now reviews
+/// it. `needs_response` becomes `under_review`, `warning_needs_response` becomes
+/// `warning_under_review`; `charge.dispute.updated`.
+pub fn submit_dispute_evidence(
+    book: &mut Book,
+    ctx: &mut Ctx,
+    dispute_id: &str,
+    text: Option<&str>,
+) -> Result<(), ApiError> {
+    let dp = book
+        .disputes
+        .get_mut(dispute_id)
+        .ok_or_else(|| not_found("dispute", dispute_id))?;
+    let next = match dp.status {
+        "needs_response" => "under_review",
+        "warning_needs_response" => "warning_under_review",
+        other => {
+            return Err(dispute_error(format!(
+                "This dispute is {other}: evidence can only be submitted while it needs a response."
+            )))
+        }
+    };
+    let before = snap(&*dp);
+    dp.status = next;
+    dp.evidence.uncategorized_text = Some(
+        text.unwrap_or("The customer used the service during the disputed period.")
+            .to_owned(),
+    );
+    dp.evidence_details.has_evidence = true;
+    dp.evidence_details.submission_count += 1;
+    let after = snap(&*dp);
+    let prev = previous_attributes(&before, &after);
+    ctx.emit_value("charge.dispute.updated", after, prev);
+    Ok(())
+}
+
+/// The issuer's decision: `won` or `lost` (a chargeback), `warning_closed` (an inquiry
+/// that never became one). A won chargeback gets its amount back
+/// (`charge.dispute.funds_reinstated`, a second balance transaction); a lost one keeps the
+/// withdrawal made when it opened. Then `charge.dispute.closed`.
+pub fn close_dispute(
+    book: &mut Book,
+    ctx: &mut Ctx,
+    dispute_id: &str,
+    outcome: &str,
+) -> Result<&'static str, ApiError> {
+    let dp = book
+        .disputes
+        .get_mut(dispute_id)
+        .ok_or_else(|| not_found("dispute", dispute_id))?;
+    let inquiry = dp.status.starts_with("warning_");
+    let status = match (dp.status, outcome) {
+        ("won" | "lost" | "warning_closed" | "prevented" | "charge_refunded", _) => {
+            return Err(dispute_error(format!(
+                "This dispute is already closed ({}).",
+                dp.status
+            )))
+        }
+        (_, "won") if !inquiry => "won",
+        (_, "lost") if !inquiry => "lost",
+        (_, "warning_closed") if inquiry => "warning_closed",
+        (current, other) => {
+            let allowed = if inquiry {
+                "\"warning_closed\" (an inquiry)"
+            } else {
+                "\"won\" or \"lost\" (a chargeback)"
+            };
+            return Err(dispute_error(format!(
+                "Outcome {other:?} cannot close a {current} dispute: pass {allowed}."
+            )));
+        }
+    };
+    let before = snap(&*dp);
+    dp.status = status;
+    dp.is_charge_refundable = false;
+    let reinstated = status == "won";
+    if reinstated {
+        let charge = dp.charge.clone();
+        let amount = dp.amount;
+        let reinstatement = dispute_balance_transaction(
+            ctx,
+            dp,
+            amount,
+            0,
+            "dispute_reversal",
+            format!("Chargeback reversal for {charge}"),
+        );
+        dp.balance_transactions.push(reinstatement);
+    }
+    let after = snap(&*dp);
+    let prev = previous_attributes(&before, &after);
+    if reinstated {
+        ctx.emit_value("charge.dispute.funds_reinstated", after.clone(), None);
+    }
+    ctx.emit_value("charge.dispute.closed", after, prev);
+    Ok(status)
 }
 
 /// What differs between the invoice lines of subscription items.

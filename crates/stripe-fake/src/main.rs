@@ -122,7 +122,10 @@ struct SeedArgs {
 #[derive(Args)]
 struct TriggerArgs {
     /// fail_payment | pay_invoice | update_subscription | request_cancel | cancel |
-    /// expire_card | dispute | advance_time
+    /// expire_card | dispute (--charge or --customer, --reason, --inquiry) |
+    /// submit_dispute_evidence (--dispute or --customer, --text: needs_response →
+    /// under_review) | close_dispute (--dispute or --customer, --outcome won|lost, or
+    /// warning_closed for an inquiry) | advance_time
     kind: String,
     #[arg(
         long,
@@ -160,6 +163,17 @@ struct TriggerArgs {
     charge: Option<String>,
     #[arg(long)]
     reason: Option<String>,
+    /// dispute: open an inquiry (warning_needs_response) instead of a chargeback.
+    #[arg(long)]
+    inquiry: bool,
+    #[arg(long)]
+    dispute: Option<String>,
+    /// submit_dispute_evidence: the evidence text.
+    #[arg(long)]
+    text: Option<String>,
+    /// close_dispute: won | lost | warning_closed.
+    #[arg(long)]
+    outcome: Option<String>,
     #[arg(long)]
     days: Option<i64>,
     #[arg(long)]
@@ -342,6 +356,10 @@ async fn trigger(a: TriggerArgs) -> anyhow::Result<()> {
     put("exp_year", a.exp_year.map(Value::from));
     put("charge", a.charge.map(Value::from));
     put("reason", a.reason.map(Value::from));
+    put("inquiry", a.inquiry.then_some(Value::from(true)));
+    put("dispute", a.dispute.map(Value::from));
+    put("text", a.text.map(Value::from));
+    put("outcome", a.outcome.map(Value::from));
     put("days", a.days.map(Value::from));
     put("seconds", a.seconds.map(Value::from));
     put("to", a.to.map(Value::from));

@@ -1092,29 +1092,118 @@ stripe_object!(PaymentIntent, "payment_intent", customer);
 
 // ---------------------------------------------------------------- Dispute
 
+/// A balance transaction as embedded in `dispute.balance_transactions`: the withdrawal when
+/// a chargeback opens, and the reinstatement when it is won.
+#[derive(Debug, Clone, Serialize)]
+pub struct BalanceTransaction {
+    pub id: String,
+    pub object: Lit,
+    pub amount: i64,
+    pub available_on: i64,
+    pub balance_type: &'static str,
+    pub created: i64,
+    pub currency: String,
+    pub description: String,
+    pub exchange_rate: Null,
+    pub fee: i64,
+    pub fee_details: Vec<FeeDetail>,
+    pub net: i64,
+    pub reporting_category: &'static str,
+    pub source: String,
+    pub status: &'static str,
+    #[serde(rename = "type")]
+    pub kind: Lit,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeeDetail {
+    pub amount: i64,
+    pub application: Null,
+    pub currency: String,
+    pub description: &'static str,
+    #[serde(rename = "type")]
+    pub kind: Lit,
+}
+
+/// `dispute.evidence`: every field Stripe lists, `null` until evidence is submitted.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DisputeEvidence {
+    pub access_activity_log: Null,
+    pub billing_address: Null,
+    pub cancellation_policy: Null,
+    pub cancellation_policy_disclosure: Null,
+    pub cancellation_rebuttal: Null,
+    pub customer_communication: Null,
+    pub customer_email_address: Null,
+    pub customer_name: Null,
+    pub customer_purchase_ip: Null,
+    pub customer_signature: Null,
+    pub duplicate_charge_documentation: Null,
+    pub duplicate_charge_explanation: Null,
+    pub duplicate_charge_id: Null,
+    pub enhanced_evidence: EmptyObj,
+    pub product_description: Option<String>,
+    pub receipt: Null,
+    pub refund_policy: Null,
+    pub refund_policy_disclosure: Null,
+    pub refund_refusal_explanation: Null,
+    pub service_date: Null,
+    pub service_documentation: Null,
+    pub shipping_address: Null,
+    pub shipping_carrier: Null,
+    pub shipping_date: Null,
+    pub shipping_documentation: Null,
+    pub shipping_tracking_number: Null,
+    pub uncategorized_file: Null,
+    pub uncategorized_text: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EvidenceDetails {
-    pub due_by: i64,
+    pub due_by: Option<i64>,
+    pub enhanced_eligibility: EmptyObj,
     pub has_evidence: bool,
     pub past_due: bool,
     pub submission_count: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct DisputeCard {
+    pub brand: String,
+    /// `chargeback`, or `inquiry` for a `warning_*` dispute.
+    pub case_type: &'static str,
+    /// The card network the dispute came through (`visa`, `mastercard`, …).
+    pub network: String,
+    pub network_reason_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DisputePaymentMethodDetails {
+    pub card: DisputeCard,
+    #[serde(rename = "type")]
+    pub kind: Lit,
+}
+
+/// A dispute (`/v1/disputes`). Stripe's object names no customer: it is reached through
+/// the charge. The fake keeps the charge's customer for its own filtering only.
+#[derive(Debug, Clone, Serialize)]
 pub struct Dispute {
     pub id: String,
     pub object: Lit,
     pub amount: i64,
-    pub balance_transactions: EmptyList,
+    pub balance_transactions: Vec<BalanceTransaction>,
     pub charge: String,
     pub created: i64,
     pub currency: String,
-    pub evidence: EmptyObj,
+    pub enhanced_eligibility_types: EmptyList,
+    pub evidence: DisputeEvidence,
     pub evidence_details: EvidenceDetails,
     pub is_charge_refundable: bool,
     pub livemode: bool,
     pub metadata: Metadata,
+    pub network_reason_code: Option<String>,
     pub payment_intent: Option<String>,
+    pub payment_method_details: Option<DisputePaymentMethodDetails>,
     pub reason: String,
     pub status: &'static str,
     #[serde(skip)]

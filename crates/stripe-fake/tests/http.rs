@@ -969,3 +969,287 @@ async fn random_requests_never_break_the_server() {
     assert_eq!(s, 200);
     fake.stop().await;
 }
+
+async fn trigger(c: &reqwest::Client, base: &str, kind: &str, body: Value) -> (StatusCode, Value) {
+    let resp = c
+        .post(format!("{base}/_admin/trigger/{kind}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn event_types(reply: &Value) -> Vec<&str> {
+    reply["event_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect()
+}
+
+/// Disputes render as Stripe's object (no `customer`: a dispute is reached through its
+/// charge) and move like Stripe's: chargeback opened with its funds withdrawn, evidence
+/// submitted → `under_review`, closed `lost` (the withdrawal stands) or `won` (funds
+/// reinstated); an inquiry moves no money and closes `warning_closed`.
+#[tokio::test]
+async fn disputes_move_like_stripes() {
+    let fake = FakeServer::start(seeded(15)).await.unwrap();
+    let base = format!("http://{}", fake.addr());
+    let c = client();
+    let (_, charges) = get(&c, &base, "/v1/charges?limit=100", Some(SK)).await;
+    let succeeded: Vec<&Value> = charges["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|ch| ch["status"] == "succeeded" && ch["disputed"] == false)
+        .collect();
+    assert!(succeeded.len() >= 3, "the seed has too few paid charges");
+    let (lost_ch, won_ch, inquiry_ch) = (succeeded[0], succeeded[1], succeeded[2]);
+
+    // A chargeback on a charge: created, then its funds withdrawn.
+    let (st, opened) = trigger(
+        &c,
+        &base,
+        "dispute",
+        serde_json::json!({"charge": lost_ch["id"], "reason": "subscription_canceled"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{opened}");
+    assert_eq!(
+        event_types(&opened),
+        [
+            "charge.dispute.created",
+            "charge.dispute.funds_withdrawn",
+            "charge.updated"
+        ]
+    );
+    let dp = opened["dispute"].as_str().unwrap().to_owned();
+    assert!(dp.starts_with("dp_"));
+    let (st, d) = get(&c, &base, &format!("/v1/disputes/{dp}"), Some(SK)).await;
+    assert_eq!(st, 200);
+    assert_eq!(d["object"], "dispute");
+    assert!(
+        d.get("customer").is_none(),
+        "Stripe's dispute has no customer: {d}"
+    );
+    assert_eq!(d["charge"], lost_ch["id"]);
+    assert_eq!(d["payment_intent"], lost_ch["payment_intent"]);
+    assert!(d["payment_intent"].as_str().unwrap().starts_with("pi_"));
+    assert_eq!(d["amount"], lost_ch["amount"]);
+    assert_eq!(d["currency"], lost_ch["currency"]);
+    assert_eq!(d["reason"], "subscription_canceled");
+    assert_eq!(d["status"], "needs_response");
+    assert_eq!(d["livemode"], false);
+    assert_eq!(d["metadata"], serde_json::json!({}));
+    assert_eq!(d["is_charge_refundable"], false);
+    let created = d["created"].as_i64().unwrap();
+    assert!(created >= lost_ch["created"].as_i64().unwrap());
+    assert_eq!(
+        d["evidence_details"]["due_by"].as_i64().unwrap(),
+        created + 7 * 86_400
+    );
+    assert_eq!(d["evidence_details"]["has_evidence"], false);
+    assert_eq!(d["evidence_details"]["submission_count"], 0);
+    assert!(d["evidence"]["uncategorized_text"].is_null());
+    assert_eq!(d["evidence"]["enhanced_evidence"], serde_json::json!({}));
+    assert_eq!(
+        d["payment_method_details"]["card"]["case_type"],
+        "chargeback"
+    );
+    let amount = d["amount"].as_i64().unwrap();
+    let withdrawal = &d["balance_transactions"][0];
+    assert_eq!(d["balance_transactions"].as_array().unwrap().len(), 1);
+    assert_eq!(withdrawal["object"], "balance_transaction");
+    assert_eq!(withdrawal["amount"].as_i64().unwrap(), -amount);
+    assert_eq!(withdrawal["fee"], 1500);
+    assert_eq!(withdrawal["net"].as_i64().unwrap(), -amount - 1500);
+    assert_eq!(withdrawal["reporting_category"], "dispute");
+    assert_eq!(withdrawal["source"], dp.as_str());
+    let (_, ch) = get(
+        &c,
+        &base,
+        &format!("/v1/charges/{}", lost_ch["id"].as_str().unwrap()),
+        Some(SK),
+    )
+    .await;
+    assert_eq!(ch["disputed"], true);
+    let (st, again) = trigger(
+        &c,
+        &base,
+        "dispute",
+        serde_json::json!({"charge": lost_ch["id"]}),
+    )
+    .await;
+    assert_eq!(st, 400, "a charge is disputed once: {again}");
+    let (_, by_charge) = get(
+        &c,
+        &base,
+        &format!("/v1/disputes?charge={}", lost_ch["id"].as_str().unwrap()),
+        Some(SK),
+    )
+    .await;
+    assert_eq!(by_charge["data"].as_array().unwrap().len(), 1);
+    assert_eq!(by_charge["data"][0]["id"], dp.as_str());
+
+    // Evidence submitted: under review, once.
+    let (st, submitted) = trigger(
+        &c,
+        &base,
+        "submit_dispute_evidence",
+        serde_json::json!({"dispute": dp, "text": "Used all month"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{submitted}");
+    assert_eq!(submitted["status"], "under_review");
+    assert_eq!(event_types(&submitted), ["charge.dispute.updated"]);
+    let (_, ev) = get(
+        &c,
+        &base,
+        &format!("/v1/events/{}", submitted["events"][0].as_str().unwrap()),
+        Some(SK),
+    )
+    .await;
+    assert_eq!(ev["data"]["object"]["status"], "under_review");
+    assert_eq!(
+        ev["data"]["previous_attributes"]["status"],
+        "needs_response"
+    );
+    assert_eq!(
+        ev["data"]["object"]["evidence"]["uncategorized_text"],
+        "Used all month"
+    );
+    assert_eq!(
+        ev["data"]["object"]["evidence_details"]["submission_count"],
+        1
+    );
+    let (st, _) = trigger(
+        &c,
+        &base,
+        "submit_dispute_evidence",
+        serde_json::json!({"dispute": dp}),
+    )
+    .await;
+    assert_eq!(st, 400, "under review: no second submission");
+
+    // Lost: closed, the withdrawal made at opening stands.
+    let (st, bad) = trigger(
+        &c,
+        &base,
+        "close_dispute",
+        serde_json::json!({"dispute": dp, "outcome": "warning_closed"}),
+    )
+    .await;
+    assert_eq!(st, 400, "a chargeback does not close as an inquiry: {bad}");
+    let (st, lost) = trigger(
+        &c,
+        &base,
+        "close_dispute",
+        serde_json::json!({"dispute": dp, "outcome": "lost"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{lost}");
+    assert_eq!(event_types(&lost), ["charge.dispute.closed"]);
+    let (_, d) = get(&c, &base, &format!("/v1/disputes/{dp}"), Some(SK)).await;
+    assert_eq!(d["status"], "lost");
+    assert_eq!(d["balance_transactions"].as_array().unwrap().len(), 1);
+    let (st, _) = trigger(
+        &c,
+        &base,
+        "close_dispute",
+        serde_json::json!({"dispute": dp, "outcome": "won"}),
+    )
+    .await;
+    assert_eq!(st, 400, "closed is final");
+
+    // Won straight from needs_response (by the customer's newest open dispute): reinstated.
+    let (_, opened) = trigger(
+        &c,
+        &base,
+        "dispute",
+        serde_json::json!({"charge": won_ch["id"]}),
+    )
+    .await;
+    let won_dp = opened["dispute"].as_str().unwrap().to_owned();
+    let (st, won) = trigger(
+        &c,
+        &base,
+        "close_dispute",
+        serde_json::json!({"customer": won_ch["customer"], "outcome": "won"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{won}");
+    assert_eq!(won["dispute"], won_dp.as_str());
+    assert_eq!(
+        event_types(&won),
+        ["charge.dispute.funds_reinstated", "charge.dispute.closed"]
+    );
+    let (_, d) = get(&c, &base, &format!("/v1/disputes/{won_dp}"), Some(SK)).await;
+    assert_eq!(d["status"], "won");
+    let moved: i64 = d["balance_transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["amount"].as_i64().unwrap())
+        .sum();
+    assert_eq!(moved, 0, "won: the amount is back");
+    assert_eq!(
+        d["balance_transactions"][1]["reporting_category"],
+        "dispute_reversal"
+    );
+
+    // An inquiry: no money moves; it closes as warning_closed only.
+    let (_, opened) = trigger(
+        &c,
+        &base,
+        "dispute",
+        serde_json::json!({"charge": inquiry_ch["id"], "inquiry": true}),
+    )
+    .await;
+    assert_eq!(
+        event_types(&opened),
+        ["charge.dispute.created", "charge.updated"]
+    );
+    let inq = opened["dispute"].as_str().unwrap().to_owned();
+    let (_, d) = get(&c, &base, &format!("/v1/disputes/{inq}"), Some(SK)).await;
+    assert_eq!(d["status"], "warning_needs_response");
+    assert_eq!(d["balance_transactions"], serde_json::json!([]));
+    assert_eq!(d["payment_method_details"]["card"]["case_type"], "inquiry");
+    let (_, submitted) = trigger(
+        &c,
+        &base,
+        "submit_dispute_evidence",
+        serde_json::json!({"dispute": inq}),
+    )
+    .await;
+    assert_eq!(submitted["status"], "warning_under_review");
+    let (st, _) = trigger(
+        &c,
+        &base,
+        "close_dispute",
+        serde_json::json!({"dispute": inq, "outcome": "won"}),
+    )
+    .await;
+    assert_eq!(st, 400);
+    let (st, closed) = trigger(
+        &c,
+        &base,
+        "close_dispute",
+        serde_json::json!({"dispute": inq, "outcome": "warning_closed"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{closed}");
+    assert_eq!(closed["status"], "warning_closed");
+    assert_eq!(event_types(&closed), ["charge.dispute.closed"]);
+    let (st, none) = trigger(
+        &c,
+        &base,
+        "close_dispute",
+        serde_json::json!({"dispute": "dp_missing", "outcome": "won"}),
+    )
+    .await;
+    assert_eq!(st, 404, "{none}");
+    fake.stop().await;
+}
