@@ -8,6 +8,7 @@ pub mod db;
 pub mod health;
 pub mod inbox;
 pub mod outbox;
+pub mod prepared_sql;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

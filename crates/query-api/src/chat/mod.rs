@@ -14,6 +14,7 @@ use diesel_async::RunQueryDsl as _;
 use domain::chat::{
     parse_chat, resolve_account, AccountResolution, ChatCommand, ChatError, KnownAccount, Question,
 };
+use platform::prepared_sql::prepared_sql;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -133,7 +134,7 @@ async fn chat(
     let account = match picked {
         Some(id) => id.to_owned(),
         None => {
-            let accounts: Vec<KnownAccount> = diesel::sql_query(
+            let accounts: Vec<KnownAccount> = prepared_sql(
                 "SELECT account_id, name FROM matching.cscx_accounts WHERE tenant_id = $1",
             )
             .bind::<Text, _>(caller.tenant.as_str())

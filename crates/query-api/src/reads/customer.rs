@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Bool, Double, Jsonb, Nullable, SmallInt, Text, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl as _;
+use platform::prepared_sql::prepared_sql;
 use serde::Serialize;
 
 use super::{scope, scoped, signals};
@@ -222,7 +223,7 @@ pub async fn health(
     conn: &mut diesel_async::AsyncPgConnection,
     scope: &scope::AccountScope,
 ) -> diesel::QueryResult<Option<Health>> {
-    let rows: Vec<Health> = diesel::sql_query(
+    let rows: Vec<Health> = prepared_sql(
         "SELECT score, band, components, computed_at FROM risk.account_health \
          WHERE tenant_id = $1 AND account_id = $2",
     )
@@ -272,7 +273,7 @@ pub async fn show(
     caller.require(Role::Csm)?;
     let mut conn = state.conn().await?;
     let scope = scope::resolve(&mut conn, &caller, &path).await?;
-    let linked: Vec<LinkedRow> = diesel::sql_query(
+    let linked: Vec<LinkedRow> = prepared_sql(
         "SELECT l.stripe_customer_id, l.stripe_account_id, COALESCE(p.email, l.email) AS email, \
                 COALESCE(p.name, l.customer_name) AS name, p.currency, p.delinquent, p.created_at, p.deleted_at, \
                 p.stripe_customer_id IS NOT NULL AS synced, l.status AS link_status, l.method, l.confidence, \

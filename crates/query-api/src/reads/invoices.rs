@@ -4,6 +4,7 @@
 //! `limit` (1–100, default 20) with an opaque `starting_after` cursor. Three queries per page
 //! whatever its size: invoices, then the page's lines, then its attempts.
 
+use platform::prepared_sql::prepared_sql;
 use std::collections::HashMap;
 
 use actix_web::{web, HttpResponse};
@@ -369,7 +370,7 @@ async fn of_page<T>(
 where
     T: QueryableByName<Pg> + OfInvoice + Send + 'static,
 {
-    let rows: Vec<T> = diesel::sql_query(format!(
+    let rows: Vec<T> = prepared_sql(format!(
         "SELECT stripe_account_id, stripe_invoice_id, {columns_from} \
          WHERE tenant_id = $1 AND stripe_account_id = ANY($2) AND stripe_invoice_id = ANY($3) \
          ORDER BY {order_by}"

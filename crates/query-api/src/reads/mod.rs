@@ -18,10 +18,9 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use actix_web::web;
-use diesel::pg::Pg;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Array, Text};
 use diesel_async::AsyncPgConnection;
+use platform::prepared_sql::{prepared_sql, PreparedSql};
 
 use crate::{audit, auth::Caller, error::ApiError};
 
@@ -50,12 +49,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// A query whose `$1`, `$2`, `$3` are the scope's tenant, Stripe accounts and Stripe
-/// customers (see [`scope::PAIRS`]); further binds start at `$4`.
-pub type ScopedQuery<'a> = BoxedSqlQuery<'a, Pg, SqlQuery>;
-
-pub fn scoped(sql: impl Into<String>, scope: &scope::AccountScope) -> ScopedQuery<'_> {
-    diesel::sql_query(sql)
-        .into_boxed()
+/// customers (see [`scope::PAIRS`]); further binds start at `$4`. Prepared once per
+/// connection: these run on every read.
+pub fn scoped(sql: impl Into<String>, scope: &scope::AccountScope) -> PreparedSql<'_> {
+    prepared_sql(sql)
         .bind::<Text, _>(scope.tenant_id.as_str())
         .bind::<Array<Text>, _>(&scope.stripe_accounts)
         .bind::<Array<Text>, _>(&scope.stripe_customers)

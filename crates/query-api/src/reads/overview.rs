@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
+use platform::prepared_sql::prepared_sql;
 use serde::Serialize;
 
 use super::{customer, scope, scoped, signals, subscriptions};
@@ -171,7 +172,7 @@ pub async fn load(
     )
     .load(conn)
     .await?;
-    let stages: Vec<StageRow> = diesel::sql_query(
+    let stages: Vec<StageRow> = prepared_sql(
         "SELECT dunning_stage FROM billing.payment_patterns \
          WHERE tenant_id = $1 AND (account_id, stripe_customer_id) IN \
                (SELECT a, c FROM unnest($2::text[], $3::text[]) AS pairs(a, c))",

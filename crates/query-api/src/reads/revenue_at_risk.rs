@@ -10,6 +10,7 @@ use diesel_async::RunQueryDsl as _;
 use domain::matching::AccountId;
 use domain::money::{Currency, Money, MoneyByCurrency};
 use domain::risk::{revenue_at_risk, AccountRisk, SignalKind};
+use platform::prepared_sql::prepared_sql;
 use serde::Deserialize;
 
 use crate::{
@@ -84,7 +85,7 @@ pub async fn show(
     let tenant = caller.tenant.as_str();
     let mut conn = state.conn().await?;
     // The CSM is the account's (CSCX is its owner), not the one a signal happened to carry.
-    let open: Vec<OpenKinds> = diesel::sql_query(
+    let open: Vec<OpenKinds> = prepared_sql(
         "SELECT s.account_id, a.csm_user_id, array_agg(DISTINCT s.kind ORDER BY s.kind) AS kinds \
          FROM risk.account_signals s \
          LEFT JOIN matching.cscx_accounts a ON a.tenant_id = s.tenant_id AND a.account_id = s.account_id \
@@ -97,7 +98,7 @@ pub async fn show(
     .load(&mut conn)
     .await?;
     let accounts: Vec<String> = open.iter().map(|o| o.account_id.clone()).collect();
-    let mrr_rows: Vec<AccountMrr> = diesel::sql_query(
+    let mrr_rows: Vec<AccountMrr> = prepared_sql(
         "SELECT account_id, currency, mrr FROM risk.revenue_at_risk \
          WHERE tenant_id = $1 AND account_id = ANY($2)",
     )

@@ -4,9 +4,10 @@
 //! read endpoints return is filtered by these (Stripe account, Stripe customer) pairs and the
 //! tenant, so another tenant's account id is a 404 and never data.
 
-use diesel::sql_types::{Nullable, Text};
+use diesel::sql_types::{Array, Nullable, Text};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
+use platform::prepared_sql::prepared_sql;
 use serde::Serialize;
 
 use crate::{auth::Caller, error::ApiError};
@@ -63,15 +64,24 @@ struct AccountRow {
     name: String,
     #[diesel(sql_type = Nullable<Text>)]
     csm_user_id: Option<String>,
+    #[diesel(sql_type = Array<Text>)]
+    stripe_accounts: Vec<String>,
+    #[diesel(sql_type = Array<Text>)]
+    stripe_customers: Vec<String>,
 }
 
-#[derive(QueryableByName)]
-struct PairRow {
-    #[diesel(sql_type = Text)]
-    stripe_account_id: String,
-    #[diesel(sql_type = Text)]
-    stripe_customer_id: String,
-}
+/// The account and its linked customers in one round trip (every read starts here).
+const ACCOUNT_WITH_LINKS: &str = "\
+    SELECT a.name, a.csm_user_id, \
+           COALESCE(array_agg(l.stripe_account_id ORDER BY l.stripe_account_id, l.stripe_customer_id) \
+                    FILTER (WHERE l.stripe_customer_id IS NOT NULL), '{}') AS stripe_accounts, \
+           COALESCE(array_agg(l.stripe_customer_id ORDER BY l.stripe_account_id, l.stripe_customer_id) \
+                    FILTER (WHERE l.stripe_customer_id IS NOT NULL), '{}') AS stripe_customers \
+    FROM matching.cscx_accounts a \
+    LEFT JOIN matching.customer_links l \
+           ON l.tenant_id = a.tenant_id AND l.account_id = a.account_id AND l.status IN ('linked', 'manual') \
+    WHERE a.tenant_id = $1 AND a.account_id = $2 \
+    GROUP BY a.name, a.csm_user_id";
 
 /// Resolves `raw` within the caller's tenant: 400 for a malformed id, 404 for an account the
 /// tenant does not have.
@@ -82,36 +92,21 @@ pub async fn resolve(
 ) -> Result<AccountScope, ApiError> {
     let account_id = parse_account_id(raw)?;
     let tenant = caller.tenant.as_str();
-    let account: Option<AccountRow> = diesel::sql_query(
-        "SELECT name, csm_user_id FROM matching.cscx_accounts WHERE tenant_id = $1 AND account_id = $2",
-    )
-    .bind::<Text, _>(tenant)
-    .bind::<Text, _>(account_id)
-    .load(conn)
-    .await?
-    .into_iter()
-    .next();
-    let account = account.ok_or(ApiError::NotFound)?;
-    let pairs: Vec<PairRow> = diesel::sql_query(
-        "SELECT stripe_account_id, stripe_customer_id FROM matching.customer_links \
-         WHERE tenant_id = $1 AND account_id = $2 AND status IN ('linked', 'manual') \
-         ORDER BY stripe_account_id, stripe_customer_id",
-    )
-    .bind::<Text, _>(tenant)
-    .bind::<Text, _>(account_id)
-    .load(conn)
-    .await?;
-    let (stripe_accounts, stripe_customers) = pairs
+    let account: AccountRow = prepared_sql(ACCOUNT_WITH_LINKS)
+        .bind::<Text, _>(tenant)
+        .bind::<Text, _>(account_id)
+        .load(conn)
+        .await?
         .into_iter()
-        .map(|p| (p.stripe_account_id, p.stripe_customer_id))
-        .unzip();
+        .next()
+        .ok_or(ApiError::NotFound)?;
     Ok(AccountScope {
         account_id: account_id.to_owned(),
         name: account.name,
         csm_user_id: account.csm_user_id,
         tenant_id: tenant.to_owned(),
-        stripe_accounts,
-        stripe_customers,
+        stripe_accounts: account.stripe_accounts,
+        stripe_customers: account.stripe_customers,
     })
 }
 

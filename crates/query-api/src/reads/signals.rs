@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{Array, BigInt, Jsonb, Nullable, Text, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
+use platform::prepared_sql::prepared_sql;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -65,7 +66,7 @@ pub async fn open_for_account(
     tenant: &str,
     account_id: &str,
 ) -> diesel::QueryResult<Vec<SignalView>> {
-    diesel::sql_query(format!(
+    prepared_sql(format!(
         "SELECT {SIGNAL_COLUMNS} FROM risk.account_signals \
          WHERE tenant_id = $1 AND account_id = $2 AND resolved_at IS NULL \
          ORDER BY CASE severity WHEN 'critical' THEN 4 WHEN 'high' THEN 3 WHEN 'medium' THEN 2 ELSE 1 END DESC, \
@@ -152,7 +153,7 @@ pub async fn list(
         .transpose()?;
     let mut conn = state.conn().await?;
     let scope = scope::resolve(&mut conn, &caller, &path).await?;
-    let rows: Vec<SignalView> = diesel::sql_query(format!(
+    let rows: Vec<SignalView> = prepared_sql(format!(
         "SELECT {SIGNAL_COLUMNS} FROM risk.account_signals \
          WHERE tenant_id = $1 AND account_id = $2 \
            AND ((resolved_at IS NULL AND $3) OR (resolved_at IS NOT NULL AND $4)) \
