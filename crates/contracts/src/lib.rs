@@ -89,6 +89,7 @@ billing_fact!(
     "PaymentMethodUpdated",
     "payment_method.updated"
 );
+billing_fact!(DisputeChanged, "DisputeChanged", "dispute.changed");
 
 impl Contract for v1::PaymentAttempted {
     const TYPE: &'static str = "billing.v1.PaymentAttempted";
@@ -282,6 +283,33 @@ mod tests {
             .routing_key(),
             "payment.succeeded"
         );
+        let dispute = v1::DisputeChanged {
+            context: fact_context(),
+            stripe_customer_id: "cus_1".into(),
+            dispute_id: "dp_1".into(),
+            charge_id: "ch_1".into(),
+            payment_intent_id: "pi_1".into(),
+            amount: 4_900,
+            currency: "usd".into(),
+            reason: "fraudulent".into(),
+            status: "needs_response".into(),
+            evidence_due_by: 1_700_604_800,
+            created: 1_700_000_000,
+        };
+        if std::env::var_os("PRINT_GOLDEN").is_some() {
+            println!(
+                "GOLDEN_DISPUTE_CHANGED {}",
+                hex::encode(dispute.encode_to_vec())
+            );
+        }
+        assert_eq!(hex::encode(dispute.encode_to_vec()), GOLDEN_DISPUTE_CHANGED);
+        let decoded =
+            v1::DisputeChanged::decode(&*hex::decode(GOLDEN_DISPUTE_CHANGED).unwrap()).unwrap();
+        assert_eq!(decoded, dispute);
+        assert_eq!(decoded.routing_key(), "dispute.changed");
+        assert_eq!(v1::DisputeChanged::TYPE, "billing.v1.DisputeChanged");
+        assert_eq!(v1::DisputeChanged::EXCHANGE, exchanges::BILLING);
+
         for (key, ty) in [
             (
                 v1::CustomerUpserted::default().routing_key(),
@@ -302,6 +330,7 @@ mod tests {
     }
 
     const GOLDEN_SUBSCRIPTION_CHANGED: &str = "0a200a0274311206616363745f311880e2cfaa0622056576656e742a056576745f3112056375735f311a057375625f31220b636f6e7472616374696f6e2a0661637469766532066163746976653a0350726f42054261736963480a500558d0860360a8c3016a03757364700178a0a4eeaa06";
+    const GOLDEN_DISPUTE_CHANGED: &str = "0a200a0274311206616363745f311880e2cfaa0622056576656e742a056576745f3112056375735f311a0464705f31220463685f312a0470695f3130a4263a03757364420a6672617564756c656e744a0e6e656564735f726573706f6e73655080d7f4aa065880e2cfaa06";
     const GOLDEN_PAYMENT_FAILED: &str = "0a200a0274311206616363745f311880e2cfaa0622056576656e742a056576745f3112056375735f311a0463685f31220470695f312a04696e5f3138a42642036575724a0d636172645f6465636c696e65645217596f7572206361726420776173206465636c696e65642e58e4e2cfaa06";
 
     /// A golden message: if a field number or type changes, this fails — contracts are

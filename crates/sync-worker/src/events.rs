@@ -19,10 +19,11 @@ use platform::db::PgPool;
 use prost::Message as _;
 use serde_json::Value;
 use stripe_api::stripe_shared::{
-    Charge, Coupon, Customer, Invoice, PaymentMethod, Price, Product, Subscription,
+    Charge, Coupon, Customer, Dispute, Invoice, PaymentMethod, Price, Product, Subscription,
 };
 
 use crate::connections::{Connection, Connections};
+use crate::disputes::{self, DisputeWriteError};
 use crate::facts;
 use crate::rows::{self, Scope};
 use crate::store;
@@ -41,6 +42,8 @@ pub enum Kind {
     Price,
     Product,
     Coupon,
+    /// `charge.dispute.created|updated|closed|funds_withdrawn|funds_reinstated`.
+    Dispute,
 }
 
 impl Kind {
@@ -54,6 +57,7 @@ impl Kind {
             "price" => Kind::Price,
             "product" => Kind::Product,
             "coupon" => Kind::Coupon,
+            "dispute" => Kind::Dispute,
             _ => return None,
         })
     }
@@ -69,6 +73,7 @@ impl Kind {
             "pm" | "card" => Kind::PaymentMethod,
             "price" | "plan" => Kind::Price,
             "prod" => Kind::Product,
+            "dp" | "du" => Kind::Dispute,
             _ => return None,
         })
     }
@@ -83,6 +88,7 @@ impl Kind {
             Kind::Price => "price",
             Kind::Product => "product",
             Kind::Coupon => "coupon",
+            Kind::Dispute => "dispute",
         }
     }
 
@@ -113,6 +119,7 @@ impl Kind {
             Kind::Price => ("prices", "price_id", "false"),
             Kind::Product => ("products", "product_id", "false"),
             Kind::Coupon => ("coupons", "coupon_id", "false"),
+            Kind::Dispute => ("disputes", "dispute_id", "false"),
         }
     }
 
@@ -139,6 +146,8 @@ impl Kind {
             Kind::Price => ("prices.retrieve", format!("/prices/{id}"), &["tiers"]),
             Kind::Product => ("products.retrieve", format!("/products/{id}"), &[]),
             Kind::Coupon => ("coupons.retrieve", format!("/coupons/{id}"), &[]),
+            // The charge names the dispute's customer.
+            Kind::Dispute => ("disputes.retrieve", format!("/disputes/{id}"), &["charge"]),
         }
     }
 }
@@ -465,6 +474,9 @@ async fn decide_and_write(
     match effect {
         Effect::Delete => mark_deleted(conn, kind, scope.clone(), id.to_owned(), source).await?,
         Effect::Detach => detach(conn, scope, id, &source).await?,
+        Effect::Upsert if kind == Kind::Dispute => {
+            apply_dispute(conn, connection, object, &source).await?
+        }
         Effect::Upsert => upsert(conn, kind, scope, object, &source).await?,
     }
     Ok(match decision {
@@ -718,8 +730,72 @@ async fn upsert(
                 .map_err(|e| ApplyError::Permanent(e.to_string()))?;
             store::coupons(conn, &[row]).await?;
         }
+        Kind::Dispute => {
+            return Err(ApplyError::Permanent(
+                "a dispute needs its connection to resolve its customer".into(),
+            ))
+        }
     }
     facts::enqueue(conn, &out).await?;
+    Ok(())
+}
+
+impl From<DisputeWriteError> for ApplyError {
+    fn from(e: DisputeWriteError) -> Self {
+        match e {
+            DisputeWriteError::Row(e) => ApplyError::Permanent(e.to_string()),
+            DisputeWriteError::Database(e) => e.into(),
+        }
+    }
+}
+
+/// Applies disputes read at `source` (an event's object, a refetch or a re-list) for
+/// `connection`: the customer comes through the charge — expanded, held, or fetched now
+/// (and stored as its payment attempt, announced like a charge event).
+pub async fn apply_disputes(
+    conn: &mut AsyncPgConnection,
+    connection: &Connection,
+    disputes_read: &[Dispute],
+    source: &Source,
+) -> Result<usize, ApplyError> {
+    let scope = &connection.scope;
+    let mut customers = disputes::known_customers(conn, scope, disputes_read).await?;
+    for d in disputes_read {
+        let charge = rows::dispute_charge(d);
+        if customers.contains_key(&charge) {
+            continue;
+        }
+        let json = refetch(connection, Kind::Charge, &charge).await?;
+        if json.get("deleted").and_then(Value::as_bool) == Some(true) {
+            continue; // Stripe no longer has it: the dispute stays without a customer.
+        }
+        let fetched_at = Utc::now().timestamp();
+        let c: Charge = parse(Kind::Charge, json)?;
+        let row = rows::attempt_row(scope, &c, fetched_at);
+        let read = Source {
+            kind: "refetch",
+            event_id: None,
+            created: fetched_at,
+        };
+        if store::attempts(conn, std::slice::from_ref(&row)).await? > 0 && row.outcome != "pending"
+        {
+            facts::enqueue(conn, &[facts::attempt(&row, &read)]).await?;
+        }
+        if let Some(customer) = row.stripe_customer_id {
+            customers.insert(charge, customer);
+        }
+    }
+    Ok(disputes::store(conn, scope, disputes_read, &customers, source).await?)
+}
+
+async fn apply_dispute(
+    conn: &mut AsyncPgConnection,
+    connection: &Connection,
+    object: Value,
+    source: &Source,
+) -> Result<(), ApplyError> {
+    let d: Dispute = parse(Kind::Dispute, object)?;
+    apply_disputes(conn, connection, std::slice::from_ref(&d), source).await?;
     Ok(())
 }
 
@@ -783,8 +859,14 @@ async fn mark_deleted(
             }
         }
         // Catalog objects: deleting them would break the MRR of subscriptions still on
-        // them (Stripe keeps serving archived prices on existing subscriptions).
-        Kind::Price | Kind::Product | Kind::Coupon | Kind::Charge | Kind::PaymentMethod => {}
+        // them (Stripe keeps serving archived prices on existing subscriptions). Charges and
+        // disputes are never deleted at Stripe.
+        Kind::Price
+        | Kind::Product
+        | Kind::Coupon
+        | Kind::Charge
+        | Kind::PaymentMethod
+        | Kind::Dispute => {}
     }
     Ok(())
 }
@@ -856,6 +938,15 @@ mod tests {
         assert_eq!(effect("customer.subscription.deleted"), Effect::Upsert);
         assert_eq!(effect("payment_method.detached"), Effect::Detach);
         assert_eq!(effect("invoice.payment_failed"), Effect::Upsert);
+        for dispute in [
+            "charge.dispute.created",
+            "charge.dispute.updated",
+            "charge.dispute.closed",
+            "charge.dispute.funds_withdrawn",
+            "charge.dispute.funds_reinstated",
+        ] {
+            assert_eq!(effect(dispute), Effect::Upsert, "{dispute}");
+        }
     }
 
     #[test]
@@ -888,6 +979,8 @@ mod tests {
         assert_eq!(Kind::of_id("sub_123"), Some(Kind::Subscription));
         assert_eq!(Kind::of_id("in_123"), Some(Kind::Invoice));
         assert_eq!(Kind::of_id("pm_123"), Some(Kind::PaymentMethod));
+        assert_eq!(Kind::of_id("dp_123"), Some(Kind::Dispute));
+        assert_eq!(Kind::of_id("du_123"), Some(Kind::Dispute));
         assert_eq!(Kind::of_id("SUMMER25"), None);
         assert_eq!(Kind::of_id("evt_1"), None);
     }
@@ -895,6 +988,7 @@ mod tests {
     #[test]
     fn object_kinds() {
         assert_eq!(Kind::of("subscription"), Some(Kind::Subscription));
+        assert_eq!(Kind::of("dispute"), Some(Kind::Dispute));
         assert_eq!(Kind::of("balance"), None);
     }
 }

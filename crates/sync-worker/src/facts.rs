@@ -8,7 +8,9 @@ use diesel_async::AsyncPgConnection;
 use platform::amqp::Outgoing;
 use platform::outbox::Outbox;
 
-use crate::rows::{AttemptRow, CustomerRow, InvoiceRow, PaymentMethodRow, SubscriptionRow};
+use crate::rows::{
+    AttemptRow, CustomerRow, DisputeRow, InvoiceRow, PaymentMethodRow, SubscriptionRow,
+};
 use crate::store::ChangeRow;
 use crate::subscriptions::Source;
 
@@ -183,6 +185,32 @@ fn payment_method_fact(row: &PaymentMethodRow, source: &Source, detached: bool) 
         if detached { ":detached" } else { "" }
     );
     message(&fact, &row.tenant_id, id)
+}
+
+/// A dispute's new state (`dispute.changed`), or `None` while its charge's customer is
+/// unknown: a fact no customer owns is one no consumer can attribute.
+pub fn dispute(row: &DisputeRow, source: &Source) -> Option<Outgoing> {
+    let customer = row.stripe_customer_id.clone()?;
+    let fact = v1::DisputeChanged {
+        context: context(&row.tenant_id, &row.account_id, source),
+        stripe_customer_id: customer,
+        dispute_id: row.dispute_id.clone(),
+        charge_id: row.charge_id.clone(),
+        payment_intent_id: row.payment_intent_id.clone().unwrap_or_default(),
+        amount: row.amount,
+        currency: row.currency.clone(),
+        reason: row.reason.clone(),
+        status: row.status.clone(),
+        evidence_due_by: secs(row.evidence_due_by),
+        created: row.created_at.timestamp(),
+    };
+    let id = format!(
+        "dispute:{}:{}:{}",
+        row.account_id,
+        row.dispute_id,
+        cause(source)
+    );
+    Some(message(&fact, &row.tenant_id, id))
 }
 
 /// Queues facts in the caller's transaction.

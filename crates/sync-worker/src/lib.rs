@@ -4,6 +4,7 @@
 pub mod backfill;
 pub mod connections;
 pub mod credentials;
+pub mod disputes;
 pub mod events;
 pub mod facts;
 pub mod jobs;

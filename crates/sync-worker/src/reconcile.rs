@@ -5,18 +5,19 @@
 //!    same path as webhooks: events already applied are skipped by the inbox, the rest are
 //!    the lost ones — counted as repaired.
 //! 2. Re-lists open invoices and non-final subscriptions (a light re-list, not a backfill)
-//!    and writes them newer-only, as of the read.
+//!    and re-reads the disputes we hold as open (Stripe's dispute list has no status
+//!    filter; open disputes are few), and writes them newer-only, as of the read.
 
 use chrono::Utc;
 use diesel::{ExpressionMethods as _, OptionalExtension as _, QueryDsl as _};
 use diesel_async::RunQueryDsl as _;
 use platform::db::PgPool;
 use serde_json::Value;
-use stripe_api::stripe_shared::{Invoice, Subscription};
+use stripe_api::stripe_shared::{Dispute, Invoice, Subscription};
 use uuid::Uuid;
 
 use crate::connections::Connection;
-use crate::events::{apply_event, ApplyError};
+use crate::events::{apply_disputes, apply_event, ApplyError};
 use crate::rows;
 use crate::schema::sync_runs;
 use crate::store;
@@ -209,11 +210,24 @@ async fn reconcile(
             subs.push(parse::<Subscription>(json)?);
         }
     }
-    report.objects_relisted = (invoice_rows.len() + subs.len()) as u64;
     let mut conn = pool
         .get()
         .await
         .map_err(|e| ReconcileError::Pool(e.to_string()))?;
+    let mut disputes = Vec::new();
+    for id in open_disputes(&mut conn, scope).await? {
+        match connection
+            .api
+            .get_object("disputes.retrieve", format!("/disputes/{id}"), &["charge"])
+            .await
+        {
+            Ok(json) => disputes.push(parse::<Dispute>(json)?),
+            // Gone at Stripe (test data removed): nothing to read, keep what we hold.
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    report.objects_relisted = (invoice_rows.len() + subs.len() + disputes.len()) as u64;
     let catalog = store::catalog(&mut conn, &scope.tenant_id, &scope.account_id)
         .await
         .map_err(|e| ReconcileError::Data(e.to_string()))?;
@@ -221,14 +235,39 @@ async fn reconcile(
     let changed = conn
         .transaction::<_, ReconcileError, _>(async |conn| {
             store::invoices(conn, &invoice_rows).await?;
+            let disputes_changed = apply_disputes(conn, connection, &disputes, &source).await?;
             let changes = subscriptions::apply(conn, scope, &subs, &catalog, source).await?;
-            Ok(changes.len() as u64)
+            Ok((changes.len() + disputes_changed) as u64)
         })
         .await?;
     // A re-listed subscription whose state moved without an event reaching us.
     report.repaired += changed;
     Ok((report, newest))
 }
+
+/// The disputes we hold as still open: their status can move without us hearing of it.
+async fn open_disputes(
+    conn: &mut diesel_async::AsyncPgConnection,
+    scope: &rows::Scope,
+) -> Result<Vec<String>, ReconcileError> {
+    use crate::schema::disputes as t;
+    Ok(t::table
+        .filter(t::tenant_id.eq(&scope.tenant_id))
+        .filter(t::account_id.eq(&scope.account_id))
+        .filter(t::status.eq_any(OPEN_DISPUTE_STATUSES))
+        .order(t::dispute_id)
+        .select(t::dispute_id)
+        .load(conn)
+        .await?)
+}
+
+/// Dispute statuses that are not final (the `disputes_open` index's).
+const OPEN_DISPUTE_STATUSES: [&str; 4] = [
+    "warning_needs_response",
+    "warning_under_review",
+    "needs_response",
+    "under_review",
+];
 
 fn parse<T: serde::de::DeserializeOwned>(json: Value) -> Result<T, ReconcileError> {
     serde_path_to_error::deserialize(json).map_err(|e| ReconcileError::Data(e.to_string()))

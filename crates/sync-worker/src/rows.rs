@@ -4,13 +4,14 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use stripe_api::stripe_shared::{
-    Charge, Coupon, Customer, Invoice, InvoiceLineItem, PaymentMethod, Price, Product, Subscription,
+    Charge, Coupon, Customer, Dispute, Invoice, InvoiceLineItem, PaymentMethod, Price, Product,
+    Subscription,
 };
 use stripe_api::stripe_types::Expandable;
 
 use crate::schema::{
-    coupons, invoice_lines, invoice_payments, payment_attempts, payment_methods, prices, products,
-    stripe_customers, stripe_invoices, stripe_subscriptions, subscription_items,
+    coupons, disputes, invoice_lines, invoice_payments, payment_attempts, payment_methods, prices,
+    products, stripe_customers, stripe_invoices, stripe_subscriptions, subscription_items,
 };
 
 /// Which tenant and Stripe account a row belongs to.
@@ -525,5 +526,248 @@ pub fn attempt_row(scope: &Scope, ch: &Charge, source_created: i64) -> AttemptRo
         failure_message: ch.failure_message.clone(),
         attempt_number: None,
         source_created,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Insertable, AsChangeset, Queryable, Selectable)]
+#[diesel(table_name = disputes)]
+#[diesel(treat_none_as_null = true)]
+pub struct DisputeRow {
+    pub tenant_id: String,
+    pub account_id: String,
+    pub dispute_id: String,
+    pub charge_id: String,
+    pub payment_intent_id: Option<String>,
+    /// The disputed charge's customer; `None` until known.
+    pub stripe_customer_id: Option<String>,
+    pub amount: i64,
+    pub currency: String,
+    pub reason: String,
+    pub status: String,
+    pub evidence_due_by: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub source_created: i64,
+}
+
+impl DisputeRow {
+    /// Whether `self` says something `held` did not: what consumers of `DisputeChanged`
+    /// see (the read time alone is not a change).
+    pub fn changes(&self, held: Option<&DisputeRow>) -> bool {
+        held.is_none_or(|h| {
+            (
+                &h.charge_id,
+                &h.payment_intent_id,
+                &h.stripe_customer_id,
+                h.amount,
+                &h.currency,
+                &h.reason,
+                &h.status,
+                h.evidence_due_by,
+            ) != (
+                &self.charge_id,
+                &self.payment_intent_id,
+                &self.stripe_customer_id,
+                self.amount,
+                &self.currency,
+                &self.reason,
+                &self.status,
+                self.evidence_due_by,
+            )
+        })
+    }
+}
+
+/// A dispute Stripe sent that we cannot keep as one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DisputeRowError {
+    #[error("dispute {dispute}: {error}")]
+    Id {
+        dispute: String,
+        error: domain::ids::IdError,
+    },
+    #[error("dispute {dispute}: {error}")]
+    Status {
+        dispute: String,
+        error: domain::risk::UnknownDisputeStatus,
+    },
+    #[error("dispute {dispute}: negative amount {amount}")]
+    NegativeAmount { dispute: String, amount: i64 },
+    #[error("dispute {dispute}: no charge")]
+    NoCharge { dispute: String },
+}
+
+/// The disputed charge's id (the dispute may carry it expanded).
+pub fn dispute_charge(d: &Dispute) -> String {
+    expandable_id(&d.charge)
+}
+
+/// The disputed charge's customer, when the dispute came with its charge expanded.
+pub fn dispute_charge_customer(d: &Dispute) -> Option<String> {
+    match &d.charge {
+        Expandable::Object(charge) => charge.customer.as_ref().map(expandable_id),
+        Expandable::Id(_) => None,
+    }
+}
+
+/// Maps a dispute; `customer` is the disputed charge's (Stripe's dispute names none).
+pub fn dispute_row(
+    scope: &Scope,
+    d: &Dispute,
+    customer: Option<String>,
+    source_created: i64,
+) -> Result<DisputeRow, DisputeRowError> {
+    let dispute = d.id.as_str().to_owned();
+    domain::risk::DisputeId::parse(&dispute).map_err(|error| DisputeRowError::Id {
+        dispute: dispute.clone(),
+        error,
+    })?;
+    let status = d.status.as_str();
+    status
+        .parse::<domain::risk::DisputeStatus>()
+        .map_err(|error| DisputeRowError::Status {
+            dispute: dispute.clone(),
+            error,
+        })?;
+    if d.amount < 0 {
+        return Err(DisputeRowError::NegativeAmount {
+            dispute,
+            amount: d.amount,
+        });
+    }
+    let charge_id = expandable_id(&d.charge);
+    if charge_id.is_empty() {
+        return Err(DisputeRowError::NoCharge { dispute });
+    }
+    Ok(DisputeRow {
+        tenant_id: scope.tenant_id.clone(),
+        account_id: scope.account_id.clone(),
+        dispute_id: dispute,
+        charge_id,
+        payment_intent_id: d.payment_intent.as_ref().map(expandable_id),
+        stripe_customer_id: customer.or_else(|| dispute_charge_customer(d)),
+        amount: d.amount,
+        currency: d.currency.to_string(),
+        reason: d.reason.clone(),
+        status: status.to_owned(),
+        evidence_due_by: d.evidence_details.due_by.filter(|t| *t > 0).and_then(ts),
+        created_at: ts(d.created).unwrap_or_default(),
+        source_created,
+    })
+}
+
+#[cfg(test)]
+mod dispute_tests {
+    use super::*;
+
+    fn scope() -> Scope {
+        Scope {
+            tenant_id: "t1".into(),
+            account_id: "acct_1".into(),
+        }
+    }
+
+    /// A dispute as the fake (and Stripe) renders it, with `charge` as an id or expanded.
+    fn dispute(charge: serde_json::Value, status: &str) -> Dispute {
+        let json = serde_json::json!({
+            "id": "dp_1", "object": "dispute", "amount": 4900, "balance_transactions": [],
+            "charge": charge, "created": 1_700_000_000, "currency": "usd",
+            "enhanced_eligibility_types": [],
+            "evidence": {"enhanced_evidence": {}},
+            "evidence_details": {"due_by": 1_700_604_800, "enhanced_eligibility": {},
+                "has_evidence": false, "past_due": false, "submission_count": 0},
+            "is_charge_refundable": false, "livemode": false, "metadata": {},
+            "network_reason_code": null, "payment_intent": "pi_1",
+            "payment_method_details": null, "reason": "fraudulent", "status": status,
+        });
+        serde_path_to_error::deserialize(json).unwrap()
+    }
+
+    #[test]
+    fn a_dispute_maps_with_the_charges_customer() {
+        let row = dispute_row(
+            &scope(),
+            &dispute("ch_1".into(), "needs_response"),
+            Some("cus_1".into()),
+            1_700_000_001,
+        )
+        .unwrap();
+        assert_eq!(row.dispute_id, "dp_1");
+        assert_eq!(row.charge_id, "ch_1");
+        assert_eq!(row.payment_intent_id.as_deref(), Some("pi_1"));
+        assert_eq!(row.stripe_customer_id.as_deref(), Some("cus_1"));
+        assert_eq!((row.amount, row.currency.as_str()), (4900, "usd"));
+        assert_eq!(row.status, "needs_response");
+        assert_eq!(row.reason, "fraudulent");
+        assert_eq!(row.evidence_due_by, ts(1_700_604_800));
+        assert_eq!(row.created_at, ts(1_700_000_000).unwrap());
+        assert_eq!(row.source_created, 1_700_000_001);
+        // Without a known customer, and with the charge not expanded: unknown.
+        let unknown = dispute_row(&scope(), &dispute("ch_1".into(), "won"), None, 1).unwrap();
+        assert_eq!(unknown.stripe_customer_id, None);
+    }
+
+    #[test]
+    fn what_we_cannot_keep_is_refused_by_name() {
+        let mut d = dispute("ch_1".into(), "needs_response");
+        d.amount = -1;
+        assert_eq!(
+            dispute_row(&scope(), &d, None, 1),
+            Err(DisputeRowError::NegativeAmount {
+                dispute: "dp_1".into(),
+                amount: -1
+            })
+        );
+        let odd = dispute("ch_1".into(), "being_argued");
+        assert!(matches!(
+            dispute_row(&scope(), &odd, None, 1),
+            Err(DisputeRowError::Status { .. })
+        ));
+        let no_charge = dispute("".into(), "won");
+        assert_eq!(
+            dispute_row(&scope(), &no_charge, None, 1),
+            Err(DisputeRowError::NoCharge {
+                dispute: "dp_1".into()
+            })
+        );
+    }
+
+    #[test]
+    fn only_what_consumers_see_is_a_change() {
+        let row = dispute_row(
+            &scope(),
+            &dispute("ch_1".into(), "needs_response"),
+            Some("cus_1".into()),
+            10,
+        )
+        .unwrap();
+        assert!(row.changes(None));
+        let reread = DisputeRow {
+            source_created: 99,
+            ..row.clone()
+        };
+        assert!(
+            !reread.changes(Some(&row)),
+            "a later read of the same state"
+        );
+        for changed in [
+            DisputeRow {
+                status: "under_review".into(),
+                ..row.clone()
+            },
+            DisputeRow {
+                amount: 100,
+                ..row.clone()
+            },
+            DisputeRow {
+                evidence_due_by: None,
+                ..row.clone()
+            },
+            DisputeRow {
+                stripe_customer_id: Some("cus_2".into()),
+                ..row.clone()
+            },
+        ] {
+            assert!(changed.changes(Some(&row)), "{changed:?}");
+        }
     }
 }

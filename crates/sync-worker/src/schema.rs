@@ -242,6 +242,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    billing.disputes (tenant_id, account_id, dispute_id) {
+        tenant_id -> Text,
+        account_id -> Text,
+        dispute_id -> Text,
+        charge_id -> Text,
+        payment_intent_id -> Nullable<Text>,
+        stripe_customer_id -> Nullable<Text>,
+        amount -> Int8,
+        currency -> Text,
+        reason -> Text,
+        status -> Text,
+        evidence_due_by -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        source_created -> Int8,
+        synced_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     stripe_customers,
     products,
@@ -255,5 +274,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     invoice_payments,
     payment_attempts,
     payment_methods,
+    disputes,
     sync_runs,
 );

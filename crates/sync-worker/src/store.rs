@@ -10,12 +10,12 @@ use diesel::{ExpressionMethods, Insertable, QueryDsl, Queryable};
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 
 use crate::rows::{
-    AttemptRow, CouponRow, CustomerRow, InvoicePaymentRow, InvoiceRow, InvoiceRows, ItemRow,
-    LineRow, PaymentMethodRow, PriceRow, ProductRow, SubscriptionRow,
+    AttemptRow, CouponRow, CustomerRow, DisputeRow, InvoicePaymentRow, InvoiceRow, InvoiceRows,
+    ItemRow, LineRow, PaymentMethodRow, PriceRow, ProductRow, SubscriptionRow,
 };
 use crate::schema::{
-    coupons, invoice_lines, invoice_payments, payment_attempts, payment_methods, prices, products,
-    stripe_customers, stripe_invoices, stripe_subscriptions, subscription_changes,
+    coupons, disputes, invoice_lines, invoice_payments, payment_attempts, payment_methods, prices,
+    products, stripe_customers, stripe_invoices, stripe_subscriptions, subscription_changes,
     subscription_items,
 };
 
@@ -473,6 +473,88 @@ pub async fn attempts(conn: &mut AsyncPgConnection, rows: &[AttemptRow]) -> Resu
         .await?;
     }
     Ok(n)
+}
+
+/// Writes disputes newer-only and returns the ones whose state changed (a new dispute, or a
+/// status, amount, reason, deadline or customer that differs from what we held): the
+/// states to announce. A customer we knew is kept when a later read cannot name it.
+pub async fn disputes(
+    conn: &mut AsyncPgConnection,
+    rows: &[DisputeRow],
+) -> Result<Vec<DisputeRow>> {
+    use diesel::SelectableHelper as _;
+    use disputes as t;
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<&str> = rows.iter().map(|r| r.dispute_id.as_str()).collect();
+    let held: std::collections::HashMap<String, DisputeRow> = t::table
+        .filter(t::tenant_id.eq(&first.tenant_id))
+        .filter(t::account_id.eq(&first.account_id))
+        .filter(t::dispute_id.eq_any(&ids))
+        .select(DisputeRow::as_select())
+        .load(conn)
+        .await?
+        .into_iter()
+        .map(|r| (r.dispute_id.clone(), r))
+        .collect();
+    let rows: Vec<DisputeRow> = rows
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            if r.stripe_customer_id.is_none() {
+                r.stripe_customer_id = held
+                    .get(&r.dispute_id)
+                    .and_then(|h| h.stripe_customer_id.clone());
+            }
+            r
+        })
+        .collect();
+    let written: std::collections::HashSet<String> = only_if!(
+        diesel::insert_into(t::table)
+            .values(&rows)
+            .on_conflict((t::tenant_id, t::account_id, t::dispute_id))
+            .do_update()
+            .set((
+                take_new!(t: charge_id, payment_intent_id, stripe_customer_id, amount, currency,
+                    reason, status, evidence_due_by, created_at, source_created),
+                t::synced_at.eq(diesel::dsl::now),
+            )),
+        t::source_created.le(excluded(t::source_created))
+    )
+    .returning(t::dispute_id)
+    .get_results::<String>(conn)
+    .await?
+    .into_iter()
+    .collect();
+    Ok(rows
+        .into_iter()
+        .filter(|r| written.contains(&r.dispute_id) && r.changes(held.get(&r.dispute_id)))
+        .collect())
+}
+
+/// The customers of charges we hold (`payment_attempts`), by charge id.
+pub async fn charge_customers(
+    conn: &mut AsyncPgConnection,
+    tenant_id: &str,
+    account_id: &str,
+    charges: &[&str],
+) -> Result<std::collections::HashMap<String, String>> {
+    use payment_attempts as t;
+    if charges.is_empty() {
+        return Ok(Default::default());
+    }
+    let found: Vec<(String, Option<String>)> = t::table
+        .filter(t::tenant_id.eq(tenant_id))
+        .filter(t::account_id.eq(account_id))
+        .filter(t::charge_id.eq_any(charges))
+        .select((t::charge_id, t::stripe_customer_id))
+        .load(conn)
+        .await?;
+    Ok(found
+        .into_iter()
+        .filter_map(|(charge, customer)| Some((charge, customer?)))
+        .collect())
 }
 
 /// Tables a bulk load writes, for [`analyze`].

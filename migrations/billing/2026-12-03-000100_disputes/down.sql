@@ -1,0 +1,2 @@
+DROP VIEW IF EXISTS billing.dispute_history;
+DROP TABLE IF EXISTS billing.disputes;
