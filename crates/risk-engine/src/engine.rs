@@ -10,8 +10,9 @@ use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
 use contracts::v1;
 use diesel_async::AsyncPgConnection;
 use domain::risk::{
-    card_replaced, card_signals, invoice_signals, parse_movement, subscription_signals, CardState,
-    HealthWeights, InvoiceState, InvoiceStatus, RiskConfig, SignalChange, SubscriptionChange,
+    card_replaced, card_signals, dispute_signals, invoice_signals, parse_movement,
+    subscription_signals, CardState, DisputeId, DisputeState, DisputeStatus, HealthWeights,
+    InvoiceState, InvoiceStatus, RiskConfig, SignalChange, SubscriptionChange,
 };
 use domain::{
     Currency, StripeCustomerId, StripeInvoiceId, StripePaymentMethodId, StripeSubscriptionId,
@@ -253,6 +254,32 @@ impl Engine {
             return Ok(Vec::new());
         }
         let changes = subscription_signals(&change, &self.config);
+        self.apply(conn, at, &changes).await
+    }
+
+    /// `dispute.changed`: raises `dispute_opened` while the dispute is open (escalating an
+    /// inquiry that became a chargeback), resolves it with the outcome once closed.
+    pub async fn dispute(
+        &self,
+        conn: &mut AsyncPgConnection,
+        at: &FactOrigin,
+        fact: &v1::DisputeChanged,
+    ) -> Result<Vec<Outgoing>> {
+        let dispute = dispute_state(fact)?;
+        let row = state::Dispute {
+            dispute_id: fact.dispute_id.clone(),
+            stripe_customer_id: fact.stripe_customer_id.clone(),
+            charge_id: fact.charge_id.clone(),
+            amount: fact.amount,
+            currency: fact.currency.clone(),
+            reason: fact.reason.clone(),
+            status: fact.status.clone(),
+            evidence_due_by: dispute.evidence_due_by,
+        };
+        if !state::upsert_dispute(conn, &at.tenant, &row, at.occurred_at).await? {
+            return Ok(Vec::new());
+        }
+        let changes = dispute_signals(&dispute);
         self.apply(conn, at, &changes).await
     }
 
@@ -503,5 +530,128 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+}
+
+/// Reads a `DisputeChanged` as the rules' [`DisputeState`], refusing what they cannot use.
+pub fn dispute_state(fact: &v1::DisputeChanged) -> Result<DisputeState> {
+    let dispute_id = DisputeId::parse(&fact.dispute_id).map_err(invalid)?;
+    let what = |field: &str| invalid(format!("dispute {dispute_id}: {field}"));
+    if fact.charge_id.trim().is_empty() {
+        return Err(what("no charge"));
+    }
+    if fact.reason.trim().is_empty() {
+        return Err(what("no reason"));
+    }
+    if fact.amount < 0 {
+        return Err(what(&format!("negative amount {}", fact.amount)));
+    }
+    let status: DisputeStatus = fact.status.parse().map_err(|e| what(&format!("{e}")))?;
+    Ok(DisputeState {
+        customer_id: StripeCustomerId::parse(&fact.stripe_customer_id).map_err(invalid)?,
+        charge_id: fact.charge_id.clone(),
+        amount: fact.amount,
+        currency: Currency::parse(&fact.currency).map_err(|e| what(&format!("{e}")))?,
+        reason: fact.reason.clone(),
+        status,
+        evidence_due_by: time(fact.evidence_due_by),
+        dispute_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::risk::{ResolveReason, Severity, SignalKind};
+
+    fn fact(status: &str) -> v1::DisputeChanged {
+        v1::DisputeChanged {
+            context: None,
+            stripe_customer_id: "cus_1".into(),
+            dispute_id: "dp_1".into(),
+            charge_id: "ch_1".into(),
+            payment_intent_id: "pi_1".into(),
+            amount: 4_900,
+            currency: "usd".into(),
+            reason: "fraudulent".into(),
+            status: status.into(),
+            evidence_due_by: 1_700_604_800,
+            created: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn a_dispute_fact_reads_as_the_rules_state() {
+        let state = dispute_state(&fact("needs_response")).unwrap();
+        assert_eq!(state.dispute_id.as_str(), "dp_1");
+        assert_eq!(state.customer_id.as_str(), "cus_1");
+        assert_eq!(state.status, DisputeStatus::NeedsResponse);
+        assert_eq!(state.currency, Currency::parse("usd").unwrap());
+        assert_eq!(state.evidence_due_by, time(1_700_604_800));
+        let no_deadline = dispute_state(&v1::DisputeChanged {
+            evidence_due_by: 0,
+            ..fact("under_review")
+        })
+        .unwrap();
+        assert_eq!(no_deadline.evidence_due_by, None);
+        let opened = dispute_signals(&state);
+        let draft = opened[0].as_raise().unwrap();
+        assert_eq!(
+            (draft.kind, draft.severity),
+            (SignalKind::DisputeOpened, Severity::Critical)
+        );
+        let lost = dispute_signals(&dispute_state(&fact("lost")).unwrap());
+        assert!(matches!(
+            &lost[..],
+            [SignalChange::Resolve {
+                reason: ResolveReason::DisputeLost,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn unreadable_dispute_facts_are_refused_by_name() {
+        let refused = |f: v1::DisputeChanged| dispute_state(&f).unwrap_err().to_string();
+        assert!(refused(v1::DisputeChanged {
+            dispute_id: "ch_1".into(),
+            ..fact("won")
+        })
+        .contains("DisputeId"));
+        assert_eq!(
+            refused(fact("open")),
+            "dispute dp_1: unknown dispute status \"open\""
+        );
+        assert_eq!(
+            refused(v1::DisputeChanged {
+                charge_id: String::new(),
+                ..fact("won")
+            }),
+            "dispute dp_1: no charge"
+        );
+        assert_eq!(
+            refused(v1::DisputeChanged {
+                reason: " ".into(),
+                ..fact("won")
+            }),
+            "dispute dp_1: no reason"
+        );
+        assert_eq!(
+            refused(v1::DisputeChanged {
+                amount: -5,
+                ..fact("won")
+            }),
+            "dispute dp_1: negative amount -5"
+        );
+        assert!(refused(v1::DisputeChanged {
+            stripe_customer_id: "acct_1".into(),
+            ..fact("won")
+        })
+        .contains("StripeCustomerId"));
+        assert!(refused(v1::DisputeChanged {
+            currency: "dollars".into(),
+            ..fact("won")
+        })
+        .starts_with("dispute dp_1: "));
     }
 }

@@ -181,6 +181,11 @@ impl Handler for Facts {
                     |e, conn, at, fact| e.customer(conn, &at, &fact)
                 )
             }
+            v1::DisputeChanged::TYPE => run!(
+                message.decode::<v1::DisputeChanged>()?,
+                "disputes",
+                |e, conn, at, fact| e.dispute(conn, &at, &fact)
+            ),
             v1::PaymentMethodUpdated::TYPE => {
                 let card: v1::PaymentMethodUpdated = message.decode()?;
                 if card.stripe_customer_id.is_empty() {

@@ -327,6 +327,49 @@ pub async fn upsert_subscription(
     Ok(n == 1)
 }
 
+/// A dispute as the rules need it (`risk.disputes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispute {
+    pub dispute_id: String,
+    pub stripe_customer_id: String,
+    pub charge_id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub reason: String,
+    pub status: String,
+    pub evidence_due_by: Option<DateTime<Utc>>,
+}
+
+/// Keeps the dispute's newest state; `false` when the fact is older than what we hold.
+pub async fn upsert_dispute(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+    dispute: &Dispute,
+    occurred_at: i64,
+) -> Result<bool> {
+    let n = diesel::sql_query(
+        "INSERT INTO risk.disputes (tenant_id, dispute_id, stripe_customer_id, charge_id, amount, currency, reason, status, evidence_due_by, source_occurred_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (tenant_id, dispute_id) DO UPDATE SET \
+         stripe_customer_id = EXCLUDED.stripe_customer_id, charge_id = EXCLUDED.charge_id, amount = EXCLUDED.amount, \
+         currency = EXCLUDED.currency, reason = EXCLUDED.reason, status = EXCLUDED.status, \
+         evidence_due_by = EXCLUDED.evidence_due_by, source_occurred_at = EXCLUDED.source_occurred_at \
+         WHERE disputes.source_occurred_at <= EXCLUDED.source_occurred_at",
+    )
+    .bind::<Text, _>(tenant)
+    .bind::<Text, _>(&dispute.dispute_id)
+    .bind::<Text, _>(&dispute.stripe_customer_id)
+    .bind::<Text, _>(&dispute.charge_id)
+    .bind::<BigInt, _>(dispute.amount)
+    .bind::<Text, _>(&dispute.currency)
+    .bind::<Text, _>(&dispute.reason)
+    .bind::<Text, _>(&dispute.status)
+    .bind::<Nullable<Timestamptz>, _>(dispute.evidence_due_by)
+    .bind::<BigInt, _>(occurred_at)
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}
+
 #[derive(Debug, Clone, QueryableByName)]
 pub struct Failure {
     #[diesel(sql_type = Nullable<Text>)]
