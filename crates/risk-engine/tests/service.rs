@@ -9,13 +9,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{TimeZone as _, Utc};
-use contracts::{exchanges, v1, Contract};
+use contracts::v1;
 use diesel_async::RunQueryDsl as _;
-use lapin::options::BasicGetOptions;
-use platform::amqp::{Broker, Outgoing, Publisher, QueueSpec};
-use platform::db;
-use platform::testing::{ServiceProcess, TestEnv};
-use prost::Message as _;
+
+mod support;
+use support::{Harness, Seen};
 
 const TENANT: &str = "tenant-risk";
 const OBSERVER: &str = "test.risk-events";
@@ -50,99 +48,7 @@ fn invoice(at: i64, status: &str, attempts: i64, remaining: i64, next: i64) -> v
     }
 }
 
-#[derive(Default, Debug)]
-struct Seen {
-    raised: Vec<v1::SignalRaised>,
-    resolved: Vec<v1::SignalResolved>,
-    health: Vec<v1::HealthChanged>,
-    alerts: Vec<v1::AlertCreated>,
-}
-
-struct Harness {
-    env: TestEnv,
-    pool: db::PgPool,
-    broker: std::sync::Arc<Broker>,
-    publisher: Publisher,
-    engine: Option<ServiceProcess>,
-    seen: Seen,
-    sent: u32,
-}
-
 impl Harness {
-    /// Publishes `message` twice under one id (the inbox absorbs the repeat).
-    async fn send<M: Contract>(&mut self, message: &M) {
-        self.sent += 1;
-        let id = format!("m{}", self.sent);
-        for _ in 0..2 {
-            self.send_as(message, &id, TENANT).await;
-        }
-    }
-
-    async fn send_as<M: Contract>(&self, message: &M, id: &str, tenant: &str) {
-        self.publisher
-            .publish(&Outgoing::protobuf(
-                M::EXCHANGE,
-                message.routing_key(),
-                id,
-                M::TYPE,
-                tenant,
-                message.encode_to_vec(),
-            ))
-            .await
-            .unwrap();
-    }
-
-    async fn drain(&mut self) {
-        let conn = self.broker.connection().await.unwrap();
-        let channel = conn.create_channel().await.unwrap();
-        while let Some(got) = channel
-            .basic_get(
-                self.broker.name(OBSERVER).into(),
-                BasicGetOptions { no_ack: true },
-            )
-            .await
-            .unwrap()
-        {
-            let data = got.delivery.data.as_slice();
-            match got.delivery.properties.kind().as_ref().map(|k| k.as_str()) {
-                Some(v1::SignalRaised::TYPE) => self
-                    .seen
-                    .raised
-                    .push(v1::SignalRaised::decode(data).unwrap()),
-                Some(v1::SignalResolved::TYPE) => self
-                    .seen
-                    .resolved
-                    .push(v1::SignalResolved::decode(data).unwrap()),
-                Some(v1::HealthChanged::TYPE) => self
-                    .seen
-                    .health
-                    .push(v1::HealthChanged::decode(data).unwrap()),
-                Some(v1::AlertCreated::TYPE) => self
-                    .seen
-                    .alerts
-                    .push(v1::AlertCreated::decode(data).unwrap()),
-                other => panic!("unexpected message type {other:?}"),
-            }
-        }
-    }
-
-    /// Drains events until `check` holds; on timeout shows the engine's log.
-    async fn wait(&mut self, what: &str, check: impl Fn(&Seen) -> bool) {
-        for _ in 0..150 {
-            self.drain().await;
-            if check(&self.seen) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let log = self
-            .engine
-            .take()
-            .map(|e| e.terminate_with_stderr().1)
-            .unwrap_or_default();
-        panic!("never {what}: {:#?}\nengine log:\n{log}", self.seen);
-    }
-
     async fn open_signals(&self) -> HashMap<String, String> {
         #[derive(diesel::QueryableByName)]
         struct Row {
@@ -165,34 +71,7 @@ impl Harness {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signals_alerts_and_health_from_billing_facts() {
-    let env = TestEnv::new();
-    let url = env.common.database.url.clone();
-    db::ensure_database(&url).await.unwrap();
-    db::migrate(&url, "risk", risk_engine::MIGRATIONS)
-        .await
-        .unwrap();
-    let pool = db::pool(&env.common.database).unwrap();
-    let topology = risk_engine::spec().topology.queue(
-        QueueSpec::new(OBSERVER)
-            .bind(exchanges::RISK, "signal.#")
-            .bind(exchanges::RISK, "health.#")
-            .bind(exchanges::RISK, "alert.#"),
-    );
-    let broker = Broker::new(env.common.amqp.clone(), topology);
-    broker.connection().await.unwrap();
-    let publisher = Publisher::new(broker.clone());
-    let mut engine =
-        ServiceProcess::spawn(env!("CARGO_BIN_EXE_risk-engine"), "risk_engine", &env, &[]);
-    engine.wait_for_status("/readyz", 200).await;
-    let mut h = Harness {
-        env,
-        pool,
-        broker,
-        publisher,
-        engine: Some(engine),
-        seen: Seen::default(),
-        sent: 0,
-    };
+    let mut h = Harness::start(TENANT, OBSERVER).await;
 
     let t0 = Utc::now().timestamp() - 600;
     // 1. Ana wants payment failures on her accounts; the customer is linked to her account.
