@@ -107,7 +107,8 @@ impl Rematcher {
         tenant: String,
     ) -> anyhow::Result<RoundReport> {
         let started = Instant::now();
-        let claimed = store::claim_pending(conn, &tenant, CLAIM_LIMIT).await?;
+        let store::Claim { claimed, traces } =
+            store::claim_pending(conn, &tenant, CLAIM_LIMIT).await?;
         let ids = match &claimed {
             Claimed::All => None,
             Claimed::Customers(ids) => Some(ids.as_slice()),
@@ -146,7 +147,14 @@ impl Rematcher {
         store::write_links(conn, &tenant, &writes).await?;
         let messages: Vec<_> = writes
             .iter()
-            .map(|w| facts::link_changed(&tenant, w, now_ms))
+            .map(|w| {
+                let mut message = facts::link_changed(&tenant, w, now_ms);
+                // Continue the trace of the change that queued this customer.
+                if let Some(trace) = traces.get(&w.customer.stripe_customer_id) {
+                    message.traceparent = Some(trace.clone());
+                }
+                message
+            })
             .collect();
         facts::outbox().enqueue(conn, &messages).await?;
         metrics::counter!("matcher_decisions_total").increment(outcomes.len() as u64);

@@ -184,11 +184,14 @@ pub async fn mark_pending(
     tenant: &str,
     stripe_customer_id: Option<&str>,
 ) -> Result<()> {
+    // A customer already pending keeps the trace of the change that queued it first.
     diesel::sql_query(
-        "INSERT INTO matching.pending (tenant_id, stripe_customer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        "INSERT INTO matching.pending (tenant_id, stripe_customer_id, traceparent) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING",
     )
     .bind::<Text, _>(tenant)
     .bind::<Text, _>(stripe_customer_id.unwrap_or(""))
+    .bind::<Nullable<Text>, _>(platform::telemetry::current_traceparent())
     .execute(conn)
     .await?;
     Ok(())
@@ -649,6 +652,8 @@ pub async fn try_lock_tenant(conn: &mut AsyncPgConnection, tenant: &str) -> Resu
 struct PendingId {
     #[diesel(sql_type = Text)]
     stripe_customer_id: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    traceparent: Option<String>,
 }
 
 /// What the re-matcher took from the queue.
@@ -659,33 +664,49 @@ pub enum Claimed {
     Customers(Vec<String>),
 }
 
+/// Claimed work with the trace of the change that queued each customer.
+#[derive(Debug, PartialEq)]
+pub struct Claim {
+    pub claimed: Claimed,
+    /// Stripe customer id → `traceparent` of the change that queued it.
+    pub traces: HashMap<String, String>,
+}
+
 /// Removes up to `limit` pending entries of the tenant (all of them when one asks for the
 /// whole tenant) and returns what they ask for.
 pub async fn claim_pending(
     conn: &mut AsyncPgConnection,
     tenant: &str,
     limit: i64,
-) -> Result<Claimed> {
+) -> Result<Claim> {
     let rows: Vec<PendingId> = diesel::sql_query(
         "DELETE FROM matching.pending WHERE tenant_id = $1 AND stripe_customer_id IN ( \
            SELECT stripe_customer_id FROM matching.pending WHERE tenant_id = $1 \
            ORDER BY stripe_customer_id = '' DESC, requested_at LIMIT $2) \
-         RETURNING stripe_customer_id",
+         RETURNING stripe_customer_id, traceparent",
     )
     .bind::<Text, _>(tenant)
     .bind::<BigInt, _>(limit)
     .load(conn)
     .await?;
+    let traces = rows
+        .iter()
+        .filter_map(|r| Some((r.stripe_customer_id.clone(), r.traceparent.clone()?)))
+        .collect();
     if rows.iter().any(|r| r.stripe_customer_id.is_empty()) {
         diesel::sql_query("DELETE FROM matching.pending WHERE tenant_id = $1")
             .bind::<Text, _>(tenant)
             .execute(conn)
             .await?;
-        return Ok(Claimed::All);
+        return Ok(Claim {
+            claimed: Claimed::All,
+            traces,
+        });
     }
-    Ok(Claimed::Customers(
-        rows.into_iter().map(|r| r.stripe_customer_id).collect(),
-    ))
+    Ok(Claim {
+        claimed: Claimed::Customers(rows.into_iter().map(|r| r.stripe_customer_id).collect()),
+        traces,
+    })
 }
 
 /// Metadata as a sorted map (the facts carry a protobuf map).

@@ -1,0 +1,1 @@
+ALTER TABLE matching.pending DROP COLUMN traceparent;
