@@ -32,15 +32,21 @@ async fn named_statements(conn: &mut AsyncPgConnection, like: &str) -> i64 {
         .n
 }
 
-#[tokio::test]
-async fn a_prepared_query_is_parsed_once_per_connection_and_rebound() {
+/// A connection to a database of this test's own.
+async fn fresh_database() -> (TestEnv, AsyncPgConnection) {
     let env = TestEnv::new();
     platform::db::ensure_database(&env.common.database.url)
         .await
         .unwrap();
-    let mut conn = AsyncPgConnection::establish(&env.common.database.url)
+    let conn = AsyncPgConnection::establish(&env.common.database.url)
         .await
         .unwrap();
+    (env, conn)
+}
+
+#[tokio::test]
+async fn a_prepared_query_is_parsed_once_per_connection_and_rebound() {
+    let (env, mut conn) = fresh_database().await;
 
     for (word, n) in [("a", 1), ("b", 20), ("c", 300)] {
         let rows: Vec<Echo> = prepared_sql(ECHO)
@@ -90,13 +96,7 @@ async fn a_prepared_query_is_parsed_once_per_connection_and_rebound() {
 
 #[tokio::test]
 async fn a_placeholder_without_a_bind_fails_the_query_not_the_process() {
-    let env = TestEnv::new();
-    platform::db::ensure_database(&env.common.database.url)
-        .await
-        .unwrap();
-    let mut conn = AsyncPgConnection::establish(&env.common.database.url)
-        .await
-        .unwrap();
+    let (env, mut conn) = fresh_database().await;
     let err = prepared_sql("SELECT $1::text AS word, $2 AS twice")
         .bind::<Text, _>("a")
         .load::<Echo>(&mut conn)

@@ -144,6 +144,15 @@ impl Setup {
     }
 
     /// Paid charges with a customer, one per customer: (charge, customer).
+    /// Opens a dispute on `charge` at the fake; its id.
+    async fn open_dispute(&self, charge: &str) -> String {
+        self.admin("trigger/dispute", json!({"charge": charge}))
+            .await["dispute"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     async fn paid_charges(&self, n: usize) -> Vec<(String, String)> {
         let mut seen = std::collections::BTreeSet::new();
         let paid: Vec<(String, String)> = self
@@ -298,12 +307,7 @@ async fn disputes_backfilled_and_live_converge_and_are_announced_once_per_state(
     let s = setup().await;
     let paid = s.paid_charges(3).await;
     // Opened before the backfill: only the backfill can know it.
-    let before = s
-        .admin("trigger/dispute", json!({"charge": paid[0].0}))
-        .await["dispute"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let before = s.open_dispute(&paid[0].0).await;
     let connection = s.connections.get(s.connection).await.unwrap();
     let progress = backfill::run(&s.pool, &connection.api, &connection.scope, s.connection)
         .await
@@ -338,12 +342,7 @@ async fn disputes_backfilled_and_live_converge_and_are_announced_once_per_state(
         .as_str()
         .unwrap()
         .to_owned();
-    let won = s
-        .admin("trigger/dispute", json!({"charge": paid[2].0}))
-        .await["dispute"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let won = s.open_dispute(&paid[2].0).await;
     s.admin("trigger/advance_time", json!({"seconds": 20}))
         .await;
     s.admin("trigger/submit_dispute_evidence", json!({"dispute": lost}))
@@ -496,10 +495,7 @@ async fn a_dispute_on_a_charge_we_never_saw_fetches_the_charge_and_reconciliatio
     let s = setup().await;
     let paid = s.paid_charges(1).await;
     let (charge, customer) = &paid[0];
-    let dp = s.admin("trigger/dispute", json!({"charge": charge})).await["dispute"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let dp = s.open_dispute(charge).await;
     // No backfill: the webhook names a charge we do not hold.
     let events = s.list("events").await;
     let created = dispute_events(&events)
@@ -563,12 +559,7 @@ async fn a_dispute_on_a_charge_we_never_saw_fetches_the_charge_and_reconciliatio
 async fn reconciliation_rereads_open_disputes_it_holds() {
     let s = setup().await;
     let paid = s.paid_charges(1).await;
-    let dp = s
-        .admin("trigger/dispute", json!({"charge": paid[0].0}))
-        .await["dispute"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let dp = s.open_dispute(&paid[0].0).await;
     let connection = s.connections.get(s.connection).await.unwrap();
     backfill::run(&s.pool, &connection.api, &connection.scope, s.connection)
         .await
