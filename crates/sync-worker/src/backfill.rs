@@ -35,6 +35,7 @@ use stripe_api::stripe_shared::{Dispute, Subscription};
 use stripe_api::{ApiError, StripeApi};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::facts;
@@ -440,13 +441,21 @@ fn remaining(lists: &[Stage]) -> String {
 }
 
 /// Starts every unfinished list whose prerequisites are stored, and the rest as those
-/// complete. The first failure stops the other lists (dropping this future does too: the
-/// tasks belong to its `JoinSet`).
+/// complete. The first failure stops the other lists, and returns only once their page
+/// commits in flight have landed: the run is recorded as failed, and a redelivery may
+/// resume it at once, so no commit of this attempt may move a cursor after that. (Dropping
+/// this future aborts the tasks instead; a commit in flight then still completes.)
 async fn walk(run: &Arc<Run>, lists: Vec<ListProgress>) -> Result<(), BackfillError> {
     let mut stored: BTreeSet<Stage> = lists.iter().filter(|l| l.done).map(|l| l.list).collect();
     let mut waiting: Vec<ListProgress> = lists.into_iter().filter(|l| !l.done).collect();
     let mut running: BTreeSet<Stage> = BTreeSet::new();
     let mut tasks = JoinSet::new();
+    let stop = CancellationToken::new();
+    let stopped = async |mut tasks: JoinSet<_>, error| {
+        stop.cancel();
+        while tasks.join_next().await.is_some() {}
+        Err(error)
+    };
     loop {
         let (ready, blocked): (Vec<_>, Vec<_>) = waiting
             .into_iter()
@@ -455,19 +464,20 @@ async fn walk(run: &Arc<Run>, lists: Vec<ListProgress>) -> Result<(), BackfillEr
         for l in ready {
             tracing::debug!(run = %run.run_id, list = l.list.as_str(), cursor = ?l.cursor, "walking list");
             running.insert(l.list);
-            let run = run.clone();
-            tasks.spawn(async move { walk_list(run, l.list, l.cursor).await.map(|()| l.list) });
+            let (run, stop) = (run.clone(), stop.clone());
+            tasks.spawn(async move {
+                walk_list(run, l.list, l.cursor, stop)
+                    .await
+                    .map(|()| l.list)
+            });
         }
         let finished = match tasks.join_next().await {
             None => break,
             Some(Ok(Ok(list))) => list,
-            Some(Ok(Err(error))) => {
-                tasks.shutdown().await;
-                return Err(error);
-            }
+            Some(Ok(Err(error))) => return stopped(tasks, error).await,
             Some(Err(join)) => {
-                tasks.shutdown().await;
-                return Err(BackfillError::Data(format!("backfill list task: {join}")));
+                let error = BackfillError::Data(format!("backfill list task: {join}"));
+                return stopped(tasks, error).await;
             }
         };
         running.remove(&finished);
@@ -516,18 +526,26 @@ enum Rows {
     Disputes(Vec<Dispute>, i64),
 }
 
-/// Walks one list from `cursor` to its end: a fetcher running ahead of a writer.
+/// Walks one list from `cursor` to its end: a fetcher running ahead of a writer. `stop`
+/// ends it between pages (a sibling list failed); a page being committed still commits.
 async fn walk_list(
     run: Arc<Run>,
     list: Stage,
     cursor: Option<String>,
+    stop: CancellationToken,
 ) -> Result<(), BackfillError> {
     let (tx, rx) = mpsc::channel::<Fetched>(PREFETCH_PAGES);
     let fetcher = async {
         let tx = tx;
         let mut after = cursor;
         loop {
-            let page = fetch(&run, list, after.clone()).await?;
+            let Some(page) = stop
+                .run_until_cancelled(fetch(&run, list, after.clone()))
+                .await
+            else {
+                return Ok(());
+            };
+            let page = page?;
             let next = page.next.clone();
             if tx.send(page).await.is_err() {
                 return Ok(()); // the writer stopped; its error is the one to report
@@ -550,7 +568,7 @@ async fn walk_list(
         } else {
             None
         };
-        while let Some(page) = rx.recv().await {
+        while let Some(Some(page)) = stop.run_until_cancelled(rx.recv()).await {
             // Its own task: a walk stopped mid-commit (a failed sibling list, or the caller
             // dropping `run`) must not leave a pooled connection inside an open transaction
             // that holds the run's row lock. The page commits or rolls back regardless.

@@ -472,6 +472,12 @@ async fn a_failed_backfill_is_recorded_and_resumed_on_redelivery() {
     assert_eq!(status, "failed");
     assert_ne!(stage, "done");
     assert!(message.is_some_and(|m| m.contains("gave up")));
+    // The failed attempt is over when `run` returns: no page of a sibling list commits
+    // later (it would move a cursor under the redelivery's walk).
+    let (run_id, ..) = run_of(&s.pool, connection).await;
+    let after_failure = cursors(&s.pool, run_id).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(cursors(&s.pool, run_id).await, after_failure);
 
     // Redelivered with retries: the same run resumes and succeeds.
     let api = StripeApi::new(config).unwrap();
