@@ -434,3 +434,31 @@ async fn shutdown_finishes_in_flight_messages() {
     );
     fx.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_that_never_answers_does_not_hold_up_shutdown() {
+    // Accepts TCP and says nothing: lapin waits for the AMQP greeting forever.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let mut settings = TestEnv::new().common.amqp;
+    settings.url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let broker = Broker::new(settings, Topology::new().exchange("events"));
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.cancel();
+    });
+    let connected =
+        tokio::time::timeout(Duration::from_secs(5), broker.connect_with_retry(&cancel))
+            .await
+            .expect("cancellation ends a connection attempt in progress");
+    assert!(connected.is_none());
+    held.abort();
+}

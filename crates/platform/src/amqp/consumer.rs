@@ -108,7 +108,10 @@ async fn consume_session<H: Handler>(
     dead_letters: &Arc<Publisher>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let conn = broker.connection().await?;
+    let conn = tokio::select! {
+        conn = broker.connection() => conn?,
+        _ = cancel.cancelled() => return Ok(()),
+    };
     let channel = conn.create_channel().await?;
     channel
         .basic_qos(options.prefetch, BasicQosOptions::default())
