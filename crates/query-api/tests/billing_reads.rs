@@ -98,6 +98,11 @@ INSERT INTO billing.stripe_invoices (tenant_id, account_id, stripe_customer_id, 
   ('{t}', 'acct_connected', 'cus_eu', 'in_eu_3', 20000, 20000, 0, 20000, 'eur', 'paid', now() - interval '62 days', 1),
   ('{t}', 'acct_platform', 'cus_glx', 'in_glx_1', 99900, 99900, 0, 99900, 'usd', 'paid', now() - interval '3 days', 1),
   ('{t}', 'acct_platform', 'cus_amb', 'in_amb_1', 7000, 0, 7000, 7000, 'usd', 'open', now() - interval '1 days', 1);
+INSERT INTO billing.disputes (tenant_id, account_id, dispute_id, charge_id, stripe_customer_id, amount, currency, reason, status, evidence_due_by, created_at, source_created) VALUES
+  ('{t}', 'acct_platform', 'dp_open', 'ch_3', 'cus_us', 12500, 'usd', 'product_not_received', 'needs_response', now() + interval '2 days', now() - interval '5 days', 1),
+  ('{t}', 'acct_connected', 'dp_lost', 'ch_eu', 'cus_eu', 20000, 'eur', 'fraudulent', 'lost', NULL, now() - interval '30 days', 1),
+  ('{t}', 'acct_platform', 'dp_old', 'ch_old', 'cus_us', 5000, 'usd', 'duplicate', 'won', NULL, now() - interval '400 days', 1),
+  ('{t}', 'acct_platform', 'dp_glx', 'ch_glx', 'cus_glx', 99900, 'usd', 'general', 'under_review', NULL, now() - interval '1 days', 1);
 
 INSERT INTO risk.signals (id, tenant_id, kind, cause_key, stripe_customer_id, stripe_account_id, account_id, severity, summary, evidence, objects, occurred_at, raised_at, updated_at, resolved_at, resolution, source) VALUES
   ('00000000-0000-0000-0000-00000000000a', '{t}', 'payment_failed', 'in_us_00', 'cus_us', 'acct_platform', 'acc-acme', 'high', 'Payment of $500.00 failed (attempt 2)', '{{\"attempt\": 2, \"failure_code\": \"insufficient_funds\"}}', '{{in_us_00}}', now() - interval '10 minutes', now() - interval '9 minutes', now() - interval '9 minutes', NULL, NULL, 'event'),
@@ -127,6 +132,8 @@ INSERT INTO billing.stripe_customers (tenant_id, account_id, stripe_customer_id,
   ('{o}', 'acct_platform', 'cus_us', 'secret@other.example', 'Other Co', 'usd', 1);
 INSERT INTO billing.stripe_invoices (tenant_id, account_id, stripe_customer_id, stripe_invoice_id, amount_cents, amount_paid, amount_remaining, total, currency, status, created_at, source_created) VALUES
   ('{o}', 'acct_platform', 'cus_us', 'in_other_1', 100, 100, 0, 100, 'usd', 'paid', now(), 1);
+INSERT INTO billing.disputes (tenant_id, account_id, dispute_id, charge_id, stripe_customer_id, amount, currency, reason, status, created_at, source_created) VALUES
+  ('{o}', 'acct_platform', 'dp_other', 'ch_other', 'cus_us', 100, 'usd', 'fraudulent', 'needs_response', now(), 1);
 "
     ));
     sql
@@ -220,6 +227,16 @@ async fn every_read_aggregates_the_linked_customers_of_the_callers_tenant_only()
     assert_eq!(mrr[0]["mrr_cents"], 20000);
     assert_eq!(mrr[1]["mrr_cents"], 50000, "sub_old is canceled: 0");
     assert_eq!(mrr[1]["arr_cents"], 600000);
+    // Disputes: the open one first, then the recently closed; not the one closed 400 days
+    // ago, not Globex's, not the other tenant's on the same Stripe customer id.
+    let disputes = &summary["disputes"];
+    assert_eq!(ids(disputes, "dispute_id"), ["dp_open", "dp_lost"]);
+    assert_eq!(disputes[0]["open"], true);
+    assert_eq!(disputes[0]["amount"], 12500);
+    assert_eq!(disputes[0]["reason"], "product_not_received");
+    assert!(disputes[0]["evidence_due_by"].is_string());
+    assert_eq!(disputes[1]["status"], "lost");
+    assert_eq!(disputes[1]["open"], false);
 
     // An account nobody is linked to yet: empty, not an error.
     let empty = ok(&api, "/api/stripe/customer/acc-empty", &ana).await;
@@ -548,11 +565,13 @@ async fn chat_answers_the_prds_questions_about_an_account_named_in_the_text() {
         "MRR €200.00 (ARR €2,400.00) + $500.00 (ARR $6,000.00)",
         "Next invoice",
         "2 open signals: Payment of $500.00 failed (attempt 2) [high]",
+        "1 open dispute: $125.00 (product not received, needs response, evidence due",
     ] {
         assert!(text.contains(expected), "{expected:?} not in {text:?}");
     }
     let answer = &status_reply["answer"];
     assert_eq!(answer["health"]["score"], 62);
+    assert_eq!(ids(&answer["open_disputes"], "dispute_id"), ["dp_open"]);
     assert_eq!(answer["subscriptions"].as_array().unwrap().len(), 2);
     assert!(answer["next_invoice_at"].is_string(), "{answer}");
 
@@ -767,6 +786,25 @@ async fn the_widget_page_shows_the_accounts_billing_to_its_tenant_only() {
     }
     // The open invoice with failed attempts and the uncollectible one are highlighted.
     assert_eq!(html.matches("data-failed=\"true\"").count(), 2, "{html}");
+    // Disputes: the open one, its evidence due in two days, highlighted; the lost one not.
+    assert_eq!(
+        html.matches("data-testid=\"dispute-row\"").count(),
+        2,
+        "{html}"
+    );
+    assert_eq!(html.matches("data-urgent=\"true\"").count(), 1, "{html}");
+    for expected in [
+        "$125.00",
+        "Product not received",
+        "Needs response",
+        "€200.00",
+        "Lost",
+    ] {
+        assert!(
+            html.contains(expected),
+            "{expected:?} missing from the disputes"
+        );
+    }
     assert!(!html.contains("<script"), "the page runs no script");
     // The header works too, and the stylesheet is ours, cacheable.
     let (status, _, _) = page(

@@ -117,6 +117,28 @@ pub fn billing_status(o: &Overview) -> String {
             }
         ));
     }
+    let disputes: Vec<String> = o
+        .open_disputes()
+        .map(|d| {
+            let due = d
+                .evidence_due_by
+                .map(|at| format!(", evidence due {}", day(at)))
+                .unwrap_or_default();
+            format!(
+                "{} ({}, {}{due})",
+                money(d.amount, &d.currency),
+                status_label(&d.reason),
+                status_label(&d.status)
+            )
+        })
+        .collect();
+    if !disputes.is_empty() {
+        out.push_str(&format!(
+            " {}: {}.",
+            plural(disputes.len(), "open dispute", "open disputes"),
+            disputes.join("; ")
+        ));
+    }
     if o.dunning_stage != "none" {
         out.push_str(&format!(" Dunning: {}.", status_label(&o.dunning_stage)));
     }

@@ -57,7 +57,7 @@ pub struct ChatReply {
     #[schema(required = false)]
     pub choices: Vec<KnownAccount>,
     /// The structured answer: for `billing_status` health, MRR, subscriptions, next invoice,
-    /// open signals and dunning stage; for `failed_payments` the failed attempts and unpaid
+    /// open signals, open disputes and dunning stage; for `failed_payments` the failed attempts and unpaid
     /// invoices; for `mrr` the MRR report; for `alert_rule` the queued rule.
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     #[schema(value_type = Object, required = false)]
@@ -204,6 +204,7 @@ async fn chat(
                     "subscriptions": view.live_subscriptions().collect::<Vec<_>>(),
                     "next_invoice_at": view.next_invoice_at,
                     "open_signals": view.open_signals,
+                    "open_disputes": view.open_disputes().collect::<Vec<_>>(),
                     "dunning_stage": view.dunning_stage,
                 })
             } else {

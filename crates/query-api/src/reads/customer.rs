@@ -1,7 +1,7 @@
 //! `GET /api/stripe/customer/{customerId}`: the account's billing summary — every linked
 //! Stripe customer with how it was matched (method, confidence, evidence) and its default
 //! card (brand, last four, expiry only) and payment pattern, the billing health score with
-//! its components, the open risk signals, and MRR/ARR per currency.
+//! its components, the open risk signals, MRR/ARR per currency and the disputes.
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -11,7 +11,7 @@ use diesel_async::RunQueryDsl as _;
 use platform::prepared_sql::prepared_sql;
 use serde::Serialize;
 
-use super::{scope, scoped, signals};
+use super::{disputes, scope, scoped, signals};
 use crate::{
     app::AppState,
     auth::{Caller, Role},
@@ -241,13 +241,16 @@ pub struct CustomerSummary {
     pub billing_health: Option<Health>,
     pub open_signals: Vec<signals::SignalView>,
     pub mrr: Vec<CurrencyMrr>,
+    /// Open disputes, then those closed in the last 180 days.
+    pub disputes: Vec<disputes::DisputeView>,
 }
 
 /// Account billing summary
 ///
 /// Every Stripe customer linked to the CSCX account, with how it was matched, its default card
 /// (brand, last four, expiry) and payment pattern; the billing health score, the open risk
-/// signals and MRR/ARR per currency. CSM role. Audited.
+/// signals, MRR/ARR per currency and the disputes (open ones, and those closed in the last
+/// 180 days). CSM role. Audited.
 #[utoipa::path(
     get,
     path = "/api/stripe/customer/{customer_id}",
@@ -296,6 +299,7 @@ pub async fn show(
     let open_signals =
         signals::open_for_account(&mut conn, &scope.tenant_id, &scope.account_id).await?;
     let mrr = mrr_by_currency(&mut conn, &scope).await?;
+    let disputes = disputes::recent(&mut conn, &scope).await?;
     super::audited(
         &mut conn,
         &caller,
@@ -310,5 +314,6 @@ pub async fn show(
         billing_health,
         open_signals,
         mrr,
+        disputes,
     }))
 }

@@ -5,6 +5,7 @@
 
 pub mod cursor;
 pub mod customer;
+pub mod disputes;
 pub mod invoices;
 pub mod mrr;
 pub mod overview;

@@ -1,6 +1,6 @@
 //! One account's billing at a glance, for the widget and the chat: health, MRR, the
 //! subscriptions with the next invoice date, open signals, recent failed payments, unpaid
-//! invoices and the worst dunning stage, read in a handful of queries. No audit entry here:
+//! invoices, disputes and the worst dunning stage, read in a handful of queries. No audit entry here:
 //! each caller records its own read.
 
 use chrono::{DateTime, Duration, Utc};
@@ -10,7 +10,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use platform::prepared_sql::prepared_sql;
 use serde::Serialize;
 
-use super::{customer, scope, scoped, signals, subscriptions};
+use super::{customer, disputes, scope, scoped, signals, subscriptions};
 use crate::error::ApiError;
 
 /// How far back "recent failed payments" look.
@@ -75,6 +75,8 @@ pub struct Overview {
     /// Failed payment attempts of the last [`FAILED_WINDOW_DAYS`] days, newest first.
     pub failed_payments: Vec<FailedAttempt>,
     pub unpaid_invoices: Vec<UnpaidInvoice>,
+    /// Open disputes, then the recently closed.
+    pub disputes: Vec<disputes::DisputeView>,
     /// The worst stage over the linked customers: none, retrying, final_attempts,
     /// exhausted, uncollectible.
     pub dunning_stage: String,
@@ -86,6 +88,10 @@ impl Overview {
         self.subscriptions
             .iter()
             .filter(|s| !matches!(s.status.as_str(), "canceled" | "incomplete_expired"))
+    }
+
+    pub fn open_disputes(&self) -> impl Iterator<Item = &disputes::DisputeView> {
+        self.disputes.iter().filter(|d| d.open)
     }
 }
 
@@ -182,6 +188,7 @@ pub async fn load(
     .bind::<diesel::sql_types::Array<Text>, _>(&scope.stripe_customers)
     .load(conn)
     .await?;
+    let disputes = disputes::recent(conn, scope).await?;
     Ok(Overview {
         next_invoice_at: next_invoice(&subscriptions),
         dunning_stage: worst_stage(stages.iter().filter_map(|s| s.dunning_stage.as_deref())),
@@ -192,6 +199,7 @@ pub async fn load(
         open_signals,
         failed_payments,
         unpaid_invoices,
+        disputes,
     })
 }
 

@@ -6,7 +6,9 @@ use domain::money::Currency;
 
 use super::chart::{bar_chart, BarChart};
 use crate::chat::answer::{day, failure_reason, money};
-use crate::reads::{invoices::Invoice, mrr::MrrReport, overview, overview::Overview};
+use crate::reads::{
+    disputes::DisputeView, invoices::Invoice, mrr::MrrReport, overview, overview::Overview,
+};
 
 /// A label with the CSS class that colours it (`ok`, `warn`, `bad`, `muted`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +62,21 @@ pub struct InvoiceRow {
     pub next_attempt: Option<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisputeRow {
+    pub opened: String,
+    pub amount: String,
+    pub reason: String,
+    pub status: Badge,
+    /// While the evidence is still to be sent.
+    pub evidence_due: Option<String>,
+    /// Evidence due within [`URGENT_EVIDENCE_DAYS`] days, or overdue: highlighted.
+    pub urgent: bool,
+}
+
+/// Evidence due this soon makes a dispute urgent.
+pub const URGENT_EVIDENCE_DAYS: i64 = 3;
+
 #[derive(Debug, Clone)]
 pub struct WidgetView {
     pub account_id: String,
@@ -76,6 +93,7 @@ pub struct WidgetView {
     pub alerts: Vec<AlertRow>,
     pub chart: Option<BarChart>,
     pub invoices: Vec<InvoiceRow>,
+    pub disputes: Vec<DisputeRow>,
     pub generated_at: String,
 }
 
@@ -173,6 +191,37 @@ fn invoice_row(invoice: &Invoice) -> InvoiceRow {
     }
 }
 
+fn dispute_badge(status: &str) -> Badge {
+    match status {
+        "needs_response" => Badge::new("Needs response", "bad"),
+        "under_review" => Badge::new("Under review", "warn"),
+        "warning_needs_response" => Badge::new("Inquiry: needs response", "bad"),
+        "warning_under_review" => Badge::new("Inquiry under review", "warn"),
+        "warning_closed" => Badge::new("Inquiry closed", "muted"),
+        "won" => Badge::new("Won", "ok"),
+        "prevented" => Badge::new("Prevented", "ok"),
+        "lost" => Badge::new("Lost", "bad"),
+        "charge_refunded" => Badge::new("Refunded", "muted"),
+        other => Badge::new(title(other), "muted"),
+    }
+}
+
+fn dispute_row(dispute: &DisputeView, now: chrono::DateTime<chrono::Utc>) -> DisputeRow {
+    let awaiting_evidence = matches!(
+        dispute.status.as_str(),
+        "needs_response" | "warning_needs_response"
+    );
+    let due = dispute.evidence_due_by.filter(|_| awaiting_evidence);
+    DisputeRow {
+        opened: day(dispute.created_at),
+        amount: money(dispute.amount, &dispute.currency),
+        reason: title(&dispute.reason),
+        status: dispute_badge(&dispute.status),
+        evidence_due: due.map(day),
+        urgent: due.is_some_and(|at| at - now <= chrono::TimeDelta::days(URGENT_EVIDENCE_DAYS)),
+    }
+}
+
 /// The chart's currency: the one with the most MRR now (amounts are never converted).
 fn chart_of(report: &MrrReport) -> Option<BarChart> {
     let currency = report
@@ -247,6 +296,11 @@ pub fn build(
             .collect(),
         chart: chart_of(report),
         invoices: invoices.iter().map(invoice_row).collect(),
+        disputes: overview
+            .disputes
+            .iter()
+            .map(|d| dispute_row(d, now))
+            .collect(),
         generated_at: now.format("%-d %b %Y %H:%M UTC").to_string(),
     }
 }
@@ -274,5 +328,52 @@ mod tests {
         assert_eq!(health_badge("at_risk"), Badge::new("At risk", "bad"));
         assert_eq!(severity_badge("medium"), Badge::new("Medium", "warn"));
         assert_eq!(title(""), "");
+    }
+
+    fn dispute(status: &str, due_in_hours: Option<i64>) -> DisputeView {
+        let now = chrono::Utc::now();
+        DisputeView {
+            dispute_id: "dp_1".into(),
+            stripe_customer_id: "cus_1".into(),
+            charge_id: "ch_1".into(),
+            amount: 12_500,
+            currency: "usd".into(),
+            reason: "product_not_received".into(),
+            status: status.into(),
+            open: !matches!(status, "won" | "lost" | "warning_closed"),
+            evidence_due_by: due_in_hours.map(|h| now + chrono::TimeDelta::hours(h)),
+            created_at: now - chrono::TimeDelta::days(2),
+        }
+    }
+
+    #[test]
+    fn a_dispute_awaiting_evidence_shows_its_due_date_and_is_urgent_when_close() {
+        let now = chrono::Utc::now();
+        let soon = dispute_row(&dispute("needs_response", Some(48)), now);
+        assert_eq!(soon.amount, "$125.00");
+        assert_eq!(soon.reason, "Product not received");
+        assert_eq!(soon.status, Badge::new("Needs response", "bad"));
+        assert!(soon.evidence_due.is_some() && soon.urgent);
+        let later = dispute_row(&dispute("needs_response", Some(24 * 10)), now);
+        assert!(later.evidence_due.is_some() && !later.urgent);
+        let overdue = dispute_row(&dispute("warning_needs_response", Some(-5)), now);
+        assert!(overdue.urgent);
+        assert_eq!(overdue.status.label, "Inquiry: needs response");
+    }
+
+    #[test]
+    fn a_dispute_past_the_evidence_stage_has_no_due_date() {
+        let now = chrono::Utc::now();
+        for (status, badge) in [
+            ("under_review", Badge::new("Under review", "warn")),
+            ("won", Badge::new("Won", "ok")),
+            ("lost", Badge::new("Lost", "bad")),
+            ("charge_refunded", Badge::new("Refunded", "muted")),
+        ] {
+            let row = dispute_row(&dispute(status, Some(24)), now);
+            assert_eq!(row.status, badge, "{status}");
+            assert_eq!(row.evidence_due, None, "{status}");
+            assert!(!row.urgent, "{status}");
+        }
     }
 }
