@@ -38,6 +38,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::announce;
 use crate::facts;
 use crate::mrr_input::Catalog;
 use crate::rows::{
@@ -879,10 +880,33 @@ async fn write_rows(
             subscriptions::apply(conn, scope, &items, catalog, source).await?;
         }
         Rows::Invoices(rows) => {
-            store::invoices(conn, &rows).await?;
+            let invoices: Vec<_> = rows.iter().map(|r| r.invoice.clone()).collect();
+            let held =
+                announce::held_invoices(conn, &scope.tenant_id, &scope.account_id, &invoices)
+                    .await?;
+            let written = store::invoices(conn, &rows).await?;
+            let out: Vec<_> = invoices
+                .iter()
+                .filter(|i| written.contains(&i.stripe_invoice_id))
+                .filter(|i| announce::invoice_is_news(i, held.get(&i.stripe_invoice_id)))
+                .map(|i| facts::invoice(i, &subscriptions::Source::backfill(i.source_created)))
+                .collect();
+            facts::enqueue(conn, &out).await?;
         }
         Rows::Charges(rows) => {
-            store::attempts(conn, &rows).await?;
+            let held =
+                announce::held_outcomes(conn, &scope.tenant_id, &scope.account_id, &rows).await?;
+            let written = store::attempts(conn, &rows).await?;
+            let now = Utc::now();
+            let out: Vec<_> = rows
+                .iter()
+                .filter(|r| written.contains(&r.charge_id))
+                .filter(|r| {
+                    announce::attempt_is_news(r, held.get(&r.charge_id).map(String::as_str), now)
+                })
+                .map(|r| facts::attempt(r, &subscriptions::Source::backfill(r.source_created)))
+                .collect();
+            facts::enqueue(conn, &out).await?;
         }
         Rows::Disputes(items, fetched_at) => {
             let customers = crate::disputes::known_customers(conn, scope, &items).await?;

@@ -693,7 +693,10 @@ async fn upsert(
             let i: Invoice = parse(kind, object)?;
             if let Some(rows_) = rows::invoice_rows(scope, &i, at) {
                 let fact = facts::invoice(&rows_.invoice, source);
-                if store::invoices(conn, std::slice::from_ref(&rows_)).await? > 0 {
+                if !store::invoices(conn, std::slice::from_ref(&rows_))
+                    .await?
+                    .is_empty()
+                {
                     out.push(fact);
                 }
             }
@@ -701,7 +704,9 @@ async fn upsert(
         Kind::Charge => {
             let c: Charge = parse(kind, object)?;
             let row = rows::attempt_row(scope, &c, at);
-            if store::attempts(conn, std::slice::from_ref(&row)).await? > 0
+            if !store::attempts(conn, std::slice::from_ref(&row))
+                .await?
+                .is_empty()
                 && row.outcome != "pending"
             {
                 out.push(facts::attempt(&row, source));
@@ -777,7 +782,10 @@ pub async fn apply_disputes(
             event_id: None,
             created: fetched_at,
         };
-        if store::attempts(conn, std::slice::from_ref(&row)).await? > 0 && row.outcome != "pending"
+        if !store::attempts(conn, std::slice::from_ref(&row))
+            .await?
+            .is_empty()
+            && row.outcome != "pending"
         {
             facts::enqueue(conn, &[facts::attempt(&row, &read)]).await?;
         }

@@ -1,6 +1,7 @@
 //! `sync-worker`: Stripe's truth into the `billing` schema — backfill, live events,
 //! reconciliation, MRR and change history.
 
+pub mod announce;
 pub mod backfill;
 pub mod connections;
 pub mod credentials;

@@ -309,9 +309,11 @@ pub async fn write_subscriptions(
 
 /// Upserts invoices newer-only, replaces the lines of those that were written, stores the
 /// payments of those that carried them and links those payments' attempts to the invoice.
-pub async fn invoices(conn: &mut AsyncPgConnection, rows: &[InvoiceRows]) -> Result<usize> {
+/// Writes invoices with their lines and payments; returns the ids of the invoices written
+/// (not those we already held in a newer state).
+pub async fn invoices(conn: &mut AsyncPgConnection, rows: &[InvoiceRows]) -> Result<Vec<String>> {
     if rows.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     use stripe_invoices as t;
     let (tenant, account) = (&rows[0].invoice.tenant_id, &rows[0].invoice.account_id);
@@ -338,7 +340,7 @@ pub async fn invoices(conn: &mut AsyncPgConnection, rows: &[InvoiceRows]) -> Res
         .get_results(conn)
         .await?;
     if written.is_empty() {
-        return Ok(0);
+        return Ok(written);
     }
     diesel::delete(
         invoice_lines::table
@@ -397,7 +399,7 @@ pub async fn invoices(conn: &mut AsyncPgConnection, rows: &[InvoiceRows]) -> Res
         .execute(conn)
         .await?;
     }
-    Ok(written.len())
+    Ok(written)
 }
 
 /// Serialises the writers of attempts and invoice payments within one Stripe account until
@@ -421,13 +423,14 @@ const LINKS: &str = "a.tenant_id = ip.tenant_id AND a.account_id = ip.account_id
 
 /// Upserts payment attempts newer-only, then renumbers the attempts of the payment
 /// intents they belong to (1 = first try), since charges arrive in any order.
-pub async fn attempts(conn: &mut AsyncPgConnection, rows: &[AttemptRow]) -> Result<usize> {
+/// Writes payment attempts newer-only; returns the charge ids written.
+pub async fn attempts(conn: &mut AsyncPgConnection, rows: &[AttemptRow]) -> Result<Vec<String>> {
     if rows.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     use payment_attempts as t;
     lock_links(conn, &rows[0].tenant_id, &rows[0].account_id).await?;
-    let n = only_if!(
+    let written: Vec<String> = only_if!(
         diesel::insert_into(t::table)
             .values(rows)
             .on_conflict((t::tenant_id, t::account_id, t::charge_id))
@@ -438,7 +441,8 @@ pub async fn attempts(conn: &mut AsyncPgConnection, rows: &[AttemptRow]) -> Resu
             ),
         t::source_created.le(excluded(t::source_created))
     )
-    .execute(conn)
+    .returning(t::charge_id)
+    .get_results(conn)
     .await?;
     // Their invoice, when its payments are already known (else `invoices` links them later).
     let charges: Vec<&str> = rows.iter().map(|r| r.charge_id.as_str()).collect();
@@ -472,7 +476,7 @@ pub async fn attempts(conn: &mut AsyncPgConnection, rows: &[AttemptRow]) -> Resu
         .execute(conn)
         .await?;
     }
-    Ok(n)
+    Ok(written)
 }
 
 /// Writes disputes newer-only and returns the ones whose state changed (a new dispute, or a

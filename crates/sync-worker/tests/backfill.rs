@@ -249,6 +249,14 @@ async fn outbox_count(conn: &mut diesel_async::AsyncPgConnection, key: &str) -> 
         .n
 }
 
+async fn stored_count(conn: &mut diesel_async::AsyncPgConnection, sql: &str) -> i64 {
+    diesel::sql_query(sql)
+        .get_result::<Count>(conn)
+        .await
+        .unwrap()
+        .n
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn backfill_equals_the_truth_for_every_customer() {
     let s = setup(150, 21).await;
@@ -283,12 +291,41 @@ async fn backfill_equals_the_truth_for_every_customer() {
         subscriptions
     );
 
-    // A second run changes nothing and records no spurious history.
+    // Unpaid invoices and recent failed charges reach the risk engine on the day Stripe is
+    // connected; the paid majority does not.
+    let unpaid = stored_count(
+        &mut conn,
+        "SELECT count(*) AS n FROM billing.stripe_invoices WHERE status IN ('open', 'uncollectible')",
+    )
+    .await;
+    let recent_failures = stored_count(
+        &mut conn,
+        "SELECT count(*) AS n FROM billing.payment_attempts          WHERE outcome = 'failed' AND attempted_at >= now() - interval '30 days'",
+    )
+    .await;
+    assert!(
+        unpaid > 0 && recent_failures > 0,
+        "the seed has payment trouble"
+    );
+    let invoices_stored = stored_count(
+        &mut conn,
+        "SELECT count(*) AS n FROM billing.stripe_invoices",
+    )
+    .await;
+    assert!(invoices_stored > 2 * unpaid, "most invoices are paid");
+    assert_eq!(outbox_count(&mut conn, "invoice.updated").await, unpaid);
+    assert_eq!(
+        outbox_count(&mut conn, "payment.failed").await,
+        recent_failures
+    );
+
+    // A second run changes nothing, records no spurious history and announces nothing anew.
     let changes_before: i64 = schema::subscription_changes::table
         .count()
         .get_result(&mut conn)
         .await
         .unwrap();
+    let facts_before = stored_count(&mut conn, "SELECT count(*) AS n FROM billing.outbox WHERE routing_key IN ('invoice.updated', 'payment.failed')").await;
     backfill::run(&s.pool, &api, &s.scope, uuid::Uuid::new_v4())
         .await
         .unwrap();
@@ -298,10 +335,33 @@ async fn backfill_equals_the_truth_for_every_customer() {
         .await
         .unwrap();
     assert_eq!(changes_before, changes_after);
+    let facts_after = stored_count(&mut conn, "SELECT count(*) AS n FROM billing.outbox WHERE routing_key IN ('invoice.updated', 'payment.failed')").await;
+    assert_eq!(
+        facts_before, facts_after,
+        "a re-run re-announces unchanged invoices or charges"
+    );
     assert_matches_truth(&seen(&s.pool, &s.scope).await, &s.truth);
     drop(conn);
     s.fake.stop().await;
     s.env.cleanup(&[]).await;
+}
+
+/// Returns once no pooled connection has been checked out for 200 ms (10 s at most).
+async fn settle(pool: &db::PgPool) {
+    let mut idle_polls = 0;
+    for _ in 0..500 {
+        let status = pool.status();
+        idle_polls = if status.size == status.available {
+            idle_polls + 1
+        } else {
+            0
+        };
+        if idle_polls == 10 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the pool never went idle: {:?}", pool.status());
 }
 
 /// Per list: (pages committed, done), from `sync_run_cursors`.
@@ -375,8 +435,9 @@ async fn a_backfill_killed_halfway_resumes_from_its_cursor() {
         parallel.iter().filter(|l| at_kill[**l].0 > 0).count() == parallel.len(),
         "{at_kill:?}"
     );
-    // A page whose commit was already on the wire may still land: let it settle.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // A page whose commit was already under way still lands (its own task holds a pooled
+    // connection until it commits): wait until no connection has been out for a while.
+    settle(&s.pool).await;
     let (run_id, stage, done, persisted_requests) = run_of(&s.pool, connection).await;
     let committed = cursors(&s.pool, run_id).await;
     let committed_pages: i64 = committed.values().map(|(p, _)| p).sum();
