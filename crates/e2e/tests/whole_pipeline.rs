@@ -3,7 +3,8 @@
 //!
 //! 1. an admin connects Stripe through query-api with a restricted key; the backfill it queues
 //!    fills `billing`; CSCX's accounts arrive on `cscx.accounts`; the matcher links every
-//!    customer;
+//!    customer; a customer already in dunning at connect time has its signal from the
+//!    backfill alone;
 //! 2. a renewal payment fails at "Stripe": the signed webhooks go through ingress, the sync
 //!    worker, the risk engine — one trace from the webhook to the signal — and the CSM sees
 //!    the signal, the lower health and the alert the chat asked for through the API;
@@ -408,6 +409,26 @@ async fn a_failed_payment_reaches_the_csm_and_follows_its_customer_across_accoun
         })
         .await;
     let score_before = health_score(&healthy);
+
+    // Payment trouble that predates the connection is scored from the backfill alone: a
+    // customer with an unpaid invoice after failed attempts has its signal without any event.
+    let troubled = truth
+        .customers
+        .iter()
+        .find(|c| {
+            c.account == truth.platform_account
+                && c.has_metadata_account_id
+                && c.company_id != home
+                && c.failed_payment_attempts_30d > 0
+                && c.invoice_counts.get("open").is_some_and(|n| *n > 0)
+        })
+        .expect("the seeded book has a customer in dunning");
+    api.until(
+        &format!("/api/stripe/signals/{}", troubled.company_id),
+        &csm,
+        |b| open_signals(b, "payment_failed", &troubled.customer) >= 1,
+    )
+    .await;
 
     // The CSM asks to be told about payment failures.
     let (status, reply) = api
