@@ -12,8 +12,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use diesel::{ExpressionMethods as _, QueryDsl as _, Queryable};
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 
-use crate::rows::{AttemptRow, InvoiceRow};
+use crate::rows::{AttemptRow, InvoiceRow, InvoiceRows, Scope};
 use crate::schema::{payment_attempts, stripe_invoices};
+use crate::subscriptions::Source;
+use crate::{facts, store};
 
 /// Invoice statuses with money still owed.
 const UNSETTLED: [&str; 2] = ["open", "uncollectible"];
@@ -89,15 +91,39 @@ pub async fn held_outcomes(
     Ok(held.into_iter().collect())
 }
 
-/// What we hold of these invoices, read before they are overwritten.
-pub async fn held_invoices(
+/// Writes a page of invoices and queues the facts of those whose write is news, each
+/// announced as of `source_of` it; returns how many were announced.
+pub async fn write_invoices(
     conn: &mut AsyncPgConnection,
-    tenant: &str,
-    account: &str,
-    rows: &[InvoiceRow],
+    scope: &Scope,
+    rows: &[InvoiceRows],
+    source_of: impl Fn(&InvoiceRow) -> Source,
+) -> diesel::QueryResult<usize> {
+    let held = held_invoices(conn, scope, rows).await?;
+    let written = store::invoices(conn, rows).await?;
+    let news: Vec<_> = rows
+        .iter()
+        .map(|r| &r.invoice)
+        .filter(|i| written.contains(&i.stripe_invoice_id))
+        .filter(|i| invoice_is_news(i, held.get(&i.stripe_invoice_id)))
+        .map(|i| facts::invoice(i, &source_of(i)))
+        .collect();
+    facts::enqueue(conn, &news).await?;
+    Ok(news.len())
+}
+
+/// What we hold of these invoices, read before they are overwritten.
+async fn held_invoices(
+    conn: &mut AsyncPgConnection,
+    scope: &Scope,
+    rows: &[InvoiceRows],
 ) -> diesel::QueryResult<HashMap<String, Held>> {
     use stripe_invoices as t;
-    let ids: Vec<&str> = rows.iter().map(|r| r.stripe_invoice_id.as_str()).collect();
+    let (tenant, account) = (&scope.tenant_id, &scope.account_id);
+    let ids: Vec<&str> = rows
+        .iter()
+        .map(|r| r.invoice.stripe_invoice_id.as_str())
+        .collect();
     let held: Vec<(String, Held)> = t::table
         .filter(t::tenant_id.eq(tenant))
         .filter(t::account_id.eq(account))

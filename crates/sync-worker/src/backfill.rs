@@ -880,18 +880,10 @@ async fn write_rows(
             subscriptions::apply(conn, scope, &items, catalog, source).await?;
         }
         Rows::Invoices(rows) => {
-            let invoices: Vec<_> = rows.iter().map(|r| r.invoice.clone()).collect();
-            let held =
-                announce::held_invoices(conn, &scope.tenant_id, &scope.account_id, &invoices)
-                    .await?;
-            let written = store::invoices(conn, &rows).await?;
-            let out: Vec<_> = invoices
-                .iter()
-                .filter(|i| written.contains(&i.stripe_invoice_id))
-                .filter(|i| announce::invoice_is_news(i, held.get(&i.stripe_invoice_id)))
-                .map(|i| facts::invoice(i, &subscriptions::Source::backfill(i.source_created)))
-                .collect();
-            facts::enqueue(conn, &out).await?;
+            announce::write_invoices(conn, scope, &rows, |i| {
+                subscriptions::Source::backfill(i.source_created)
+            })
+            .await?;
         }
         Rows::Charges(rows) => {
             let held =

@@ -19,7 +19,6 @@ use uuid::Uuid;
 use crate::announce;
 use crate::connections::Connection;
 use crate::events::{apply_disputes, apply_event, ApplyError};
-use crate::facts;
 use crate::rows;
 use crate::schema::sync_runs;
 use crate::store;
@@ -236,22 +235,12 @@ async fn reconcile(
     use diesel_async::AsyncConnection as _;
     let changed = conn
         .transaction::<_, ReconcileError, _>(async |conn| {
-            let invoices: Vec<_> = invoice_rows.iter().map(|r| r.invoice.clone()).collect();
-            let held =
-                announce::held_invoices(conn, &scope.tenant_id, &scope.account_id, &invoices)
-                    .await?;
-            let written = store::invoices(conn, &invoice_rows).await?;
             // A re-listed invoice that moved without an event reaching us (a retry, a payment).
-            let moved: Vec<_> = invoices
-                .iter()
-                .filter(|i| written.contains(&i.stripe_invoice_id))
-                .filter(|i| announce::invoice_is_news(i, held.get(&i.stripe_invoice_id)))
-                .map(|i| facts::invoice(i, &source))
-                .collect();
-            facts::enqueue(conn, &moved).await?;
+            let moved =
+                announce::write_invoices(conn, scope, &invoice_rows, |_| source.clone()).await?;
             let disputes_changed = apply_disputes(conn, connection, &disputes, &source).await?;
             let changes = subscriptions::apply(conn, scope, &subs, &catalog, source).await?;
-            Ok((changes.len() + disputes_changed + moved.len()) as u64)
+            Ok((changes.len() + disputes_changed + moved) as u64)
         })
         .await?;
     // A re-listed subscription whose state moved without an event reaching us.
