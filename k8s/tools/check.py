@@ -477,7 +477,7 @@ def compose_problems(path: str) -> list[str]:
 # ---------------------------------------------------------------- observability
 
 KNOWN_METRICS = {
-    "ingress_webhooks_received_total", "ingress_webhooks_rejected_total",
+    "ingress_webhooks_received_total", "ingress_webhooks_rejected_total", "sync_jobs_total",
     "ingress_webhooks_duplicate_total", "ingress_events_published_total",
     "ingress_events_connect_total", "ingress_outbox_lag_seconds",
     "ingress_outbox_lag_seconds_sum", "ingress_outbox_lag_seconds_count",
@@ -574,7 +574,8 @@ def rules_problems(path: str) -> list[str]:
             for m in unknown_metrics(r.get("expr", "")):
                 p.append(f"{path}: {n}: unknown metric {m}")
     for want in ("BillingOutboxLagHigh", "BillingDeadLetterQueueNotEmpty", "BillingDeadLetteringRate",
-                 "BillingWebhookRejectionSpike", "BillingBrokerReconnects", "BillingServiceNotReady"):
+                 "BillingWebhookRejectionSpike", "BillingBrokerReconnects", "BillingServiceNotReady",
+                 "BillingSyncJobsFailing"):
         if want not in alerts:
             p.append(f"{path}: alert {want} missing")
     return p

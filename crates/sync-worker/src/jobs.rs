@@ -43,7 +43,29 @@ impl Handler for JobRunner {
             Err(e) if e.is_transient() => return Err(HandleError::transient(e)),
             Err(e) => return Err(HandleError::permanent(e)),
         };
-        match Kind::try_from(job.kind).unwrap_or(Kind::Unspecified) {
+        let kind = Kind::try_from(job.kind).unwrap_or(Kind::Unspecified);
+        let result = self.run(kind, &job, connection_id, &connection).await;
+        // Alerted on (`BillingSyncJobsFailing`): a tenant whose sync fails sees stale billing.
+        let outcome = match &result {
+            Ok(()) => "succeeded",
+            Err(HandleError::Transient(_)) => "retried",
+            Err(HandleError::Permanent(_)) => "failed",
+        };
+        metrics::counter!("sync_jobs_total", "kind" => kind.as_str_name(), "outcome" => outcome)
+            .increment(1);
+        result
+    }
+}
+
+impl JobRunner {
+    async fn run(
+        &self,
+        kind: Kind,
+        job: &SyncJob,
+        connection_id: Uuid,
+        connection: &crate::connections::Connection,
+    ) -> Result<(), HandleError> {
+        match kind {
             Kind::Backfill => {
                 let result = backfill::run(
                     &self.pool,
@@ -73,7 +95,7 @@ impl Handler for JobRunner {
                 }
             }
             Kind::Reconcile => {
-                let result = reconcile::run(&self.pool, &connection).await;
+                let result = reconcile::run(&self.pool, connection).await;
                 self.wake.notify_one();
                 match result {
                     Ok(report) => {
@@ -85,7 +107,7 @@ impl Handler for JobRunner {
                 }
             }
             Kind::Refetch => {
-                match events::refetch_object(&self.pool, &connection, &job.object_id, &job.job_id)
+                match events::refetch_object(&self.pool, connection, &job.object_id, &job.job_id)
                     .await
                 {
                     Ok(outcome) => {
