@@ -15,7 +15,6 @@
 //! The service binaries come from the workspace build (`make test` builds them all).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +23,7 @@ use contracts::{exchanges, v1, Contract as _};
 use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl as _;
+use e2e::workspace_binary;
 use futures_util::StreamExt as _;
 use platform::amqp::{Broker, Outgoing, Publisher, QueueSpec};
 use platform::db;
@@ -40,19 +40,6 @@ const JWT_SECRET: &str = "e2e-only-jwt-secret-e2e-only-jwt-secret!";
 const CSM: &str = "csm-e2e";
 const OBSERVER: &str = "e2e.observer";
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A workspace binary next to this test's executable (`target/debug/<name>`).
-fn binary(name: &str) -> String {
-    let exe = std::env::current_exe().unwrap();
-    let dir: PathBuf = exe.parent().and_then(|deps| deps.parent()).unwrap().into();
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} missing: build the services first (`cargo build --workspace --bins`; `make test` does)",
-        path.display()
-    );
-    path.to_string_lossy().into_owned()
-}
 
 /// One message seen on the bus.
 #[derive(Debug, Clone)]
@@ -254,7 +241,7 @@ async fn a_failed_payment_reaches_the_csm_and_follows_its_customer_across_accoun
 
     // Ingress first: the fake needs its address to send webhooks.
     let mut ingress = ServiceProcess::spawn(
-        &binary("ingress"),
+        &workspace_binary("ingress"),
         "ingress",
         &env,
         &[
@@ -293,11 +280,21 @@ async fn a_failed_payment_reaches_the_csm_and_follows_its_customer_across_accoun
         ("STRIPE_API_BASE", stripe.as_str()),
         ("BILLING__SYNC_WORKER__REQUESTS_PER_SECOND", "1000"),
     ];
-    let mut sync = ServiceProcess::spawn(&binary("sync-worker"), "sync_worker", &env, &common);
-    let mut matcher = ServiceProcess::spawn(&binary("matcher"), "matcher", &env, &common);
-    let mut risk = ServiceProcess::spawn(&binary("risk-engine"), "risk_engine", &env, &common);
+    let mut sync = ServiceProcess::spawn(
+        &workspace_binary("sync-worker"),
+        "sync_worker",
+        &env,
+        &common,
+    );
+    let mut matcher = ServiceProcess::spawn(&workspace_binary("matcher"), "matcher", &env, &common);
+    let mut risk = ServiceProcess::spawn(
+        &workspace_binary("risk-engine"),
+        "risk_engine",
+        &env,
+        &common,
+    );
     let mut api_process = ServiceProcess::spawn(
-        &binary("query-api"),
+        &workspace_binary("query-api"),
         "query_api",
         &env,
         &[common[0], common[1], ("BILLING_JWT_SECRET", JWT_SECRET)],

@@ -71,6 +71,11 @@ pub async fn handle(app: &App, req: &HttpRequest, body: &[u8]) -> HttpResponse {
                 json!({"ok": true, "customers": truth.customer_count, "totals": total}),
             )
         }
+        ("GET", "/_admin/faults") => reply(200, faults(app)),
+        ("POST", "/_admin/faults") => match set_faults(app, &args) {
+            Ok(v) => reply(200, v),
+            Err(e) => err(e),
+        },
         ("POST", "/_admin/accounts") => {
             let name = args
                 .get("name")
@@ -110,6 +115,80 @@ fn summary(app: &App) -> Value {
         "webhooks": app.webhooks.stats.snapshot(),
         "seeded": s.truth.is_some(),
     })
+}
+
+/// The faults in force: API errors and rate limit, and what happens to webhooks.
+fn faults(app: &App) -> Value {
+    let delivery = app.webhooks.faults();
+    json!({
+        "error_rate": app.faults.rate(),
+        "rate_limit": app.limiter.rate(),
+        "webhook_drop_rate": delivery.drop_rate,
+        "webhook_duplicate_rate": delivery.duplicate_rate,
+        "webhook_duplicate_copies": delivery.duplicate_copies,
+        "webhook_shuffle": delivery.shuffle,
+    })
+}
+
+/// Changes the faults while serving; fields left out keep their value. Answers the
+/// faults now in force. Checked before anything changes: a bad field changes nothing.
+fn set_faults(app: &App, args: &Value) -> Result<Value, ApiError> {
+    const KNOWN: [&str; 6] = [
+        "error_rate",
+        "rate_limit",
+        "webhook_drop_rate",
+        "webhook_duplicate_rate",
+        "webhook_duplicate_copies",
+        "webhook_shuffle",
+    ];
+    let fields = args.as_object().map(|o| o.keys()).into_iter().flatten();
+    if let Some(unknown) = fields.into_iter().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(bad(&format!(
+            "unknown fault '{unknown}'; known: {}",
+            KNOWN.join(", ")
+        )));
+    }
+    let fraction = |k: &str| -> Result<Option<f64>, ApiError> {
+        match args.get(k) {
+            None => Ok(None),
+            Some(v) => match v.as_f64() {
+                Some(f) if (0.0..=1.0).contains(&f) => Ok(Some(f)),
+                _ => Err(bad(&format!("{k} must be a number from 0 to 1"))),
+            },
+        }
+    };
+    let count = |k: &str, min: u64| -> Result<Option<u64>, ApiError> {
+        match args.get(k) {
+            None => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) if n >= min && n <= u64::from(u32::MAX) => Ok(Some(n)),
+                _ => Err(bad(&format!("{k} must be a whole number ≥ {min}"))),
+            },
+        }
+    };
+    let error_rate = fraction("error_rate")?;
+    let rate_limit = count("rate_limit", 0)?;
+    let drop_rate = fraction("webhook_drop_rate")?;
+    let duplicate_rate = fraction("webhook_duplicate_rate")?;
+    let copies = count("webhook_duplicate_copies", 2)?;
+    let shuffle = match args.get("webhook_shuffle") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(bad("webhook_shuffle must be true or false")),
+    };
+    if let Some(r) = error_rate {
+        app.faults.set_rate(r);
+    }
+    if let Some(r) = rate_limit {
+        app.limiter.set_rate(r as u32);
+    }
+    let mut delivery = app.webhooks.faults();
+    delivery.drop_rate = drop_rate.unwrap_or(delivery.drop_rate);
+    delivery.duplicate_rate = duplicate_rate.unwrap_or(delivery.duplicate_rate);
+    delivery.duplicate_copies = copies.map_or(delivery.duplicate_copies, |n| n as u32);
+    delivery.shuffle = shuffle.unwrap_or(delivery.shuffle);
+    app.webhooks.set_faults(delivery);
+    Ok(faults(app))
 }
 
 fn s<'a>(args: &'a Value, k: &str) -> Option<&'a str> {

@@ -75,8 +75,10 @@ pub struct WebhookConfig {
     pub secret: String,
     /// Signing secret of `connect_url`.
     pub connect_secret: String,
-    /// Fraction of events delivered twice.
+    /// Fraction of events delivered more than once (`duplicate_copies` times).
     pub duplicate_rate: f64,
+    /// Deliveries of a duplicated event (at least 2).
+    pub duplicate_copies: u32,
     /// Fraction of events never delivered.
     pub drop_rate: f64,
     /// Deliver each batch of queued events in a random order.
@@ -97,6 +99,7 @@ impl Default for WebhookConfig {
             secret: "whsec_fake".into(),
             connect_secret: "whsec_fake_connect".into(),
             duplicate_rate: 0.0,
+            duplicate_copies: 2,
             drop_rate: 0.0,
             shuffle: false,
             max_attempts: 4,

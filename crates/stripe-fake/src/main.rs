@@ -65,6 +65,13 @@ struct ServeArgs {
         default_value_t = 0.0
     )]
     webhook_duplicate_rate: f64,
+    /// Deliveries of a duplicated event (Stripe may retry an event several times).
+    #[arg(
+        long,
+        env = "STRIPE_FAKE_WEBHOOK_DUPLICATE_COPIES",
+        default_value_t = 2
+    )]
+    webhook_duplicate_copies: u32,
     #[arg(long, env = "STRIPE_FAKE_WEBHOOK_DROP_RATE", default_value_t = 0.0)]
     webhook_drop_rate: f64,
     /// Deliver queued events in a random order.
@@ -239,6 +246,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             secret: a.webhook_secret,
             connect_secret: a.connect_webhook_secret,
             duplicate_rate: a.webhook_duplicate_rate,
+            duplicate_copies: a.webhook_duplicate_copies,
             drop_rate: a.webhook_drop_rate,
             shuffle: a.webhook_shuffle,
             ..Default::default()

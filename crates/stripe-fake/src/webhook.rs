@@ -6,7 +6,7 @@ use crate::config::WebhookConfig;
 use crate::model::Event;
 use crate::rng::Rng;
 use ring::hmac;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,9 +61,35 @@ impl Stats {
     }
 }
 
+#[derive(Clone)]
 struct Delivery {
     body: Arc<String>,
     connect: bool,
+}
+
+/// What goes wrong on the way to the endpoint; changeable while the fake runs
+/// (`POST /_admin/faults`), so a test can inject faults for a while and then stop.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeliveryFaults {
+    /// Fraction of events never delivered.
+    pub drop_rate: f64,
+    /// Fraction of events delivered `duplicate_copies` times.
+    pub duplicate_rate: f64,
+    /// Deliveries of a duplicated event (at least 2).
+    pub duplicate_copies: u32,
+    /// Deliver each burst (copies included) in a random order.
+    pub shuffle: bool,
+}
+
+impl DeliveryFaults {
+    pub fn of(config: &WebhookConfig) -> Self {
+        DeliveryFaults {
+            drop_rate: config.drop_rate.clamp(0.0, 1.0),
+            duplicate_rate: config.duplicate_rate.clamp(0.0, 1.0),
+            duplicate_copies: config.duplicate_copies.max(2),
+            shuffle: config.shuffle,
+        }
+    }
 }
 
 /// The sending side of the delivery queue.
@@ -71,6 +97,7 @@ struct Delivery {
 pub struct WebhookQueue {
     tx: Option<mpsc::UnboundedSender<Delivery>>,
     config: WebhookConfig,
+    faults: Arc<parking_lot::RwLock<DeliveryFaults>>,
     pub stats: Arc<Stats>,
 }
 
@@ -78,22 +105,49 @@ impl WebhookQueue {
     /// Starts the delivery task on the current tokio runtime when a URL is configured.
     pub fn start(config: WebhookConfig) -> WebhookQueue {
         let stats = Arc::new(Stats::default());
+        let faults = Arc::new(parking_lot::RwLock::new(DeliveryFaults::of(&config)));
         let any_target = config.url.is_some() || config.connect_url.is_some();
         let tx = if any_target {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(deliver_loop(rx, config.clone(), stats.clone()));
+            tokio::spawn(deliver_loop(
+                rx,
+                config.clone(),
+                faults.clone(),
+                stats.clone(),
+            ));
             Some(tx)
         } else {
             None
         };
-        WebhookQueue { tx, config, stats }
+        WebhookQueue {
+            tx,
+            config,
+            faults,
+            stats,
+        }
+    }
+
+    pub fn faults(&self) -> DeliveryFaults {
+        self.faults.read().clone()
+    }
+
+    /// Applies to every burst delivered from now on.
+    pub fn set_faults(&self, faults: DeliveryFaults) {
+        *self.faults.write() = DeliveryFaults {
+            drop_rate: faults.drop_rate.clamp(0.0, 1.0),
+            duplicate_rate: faults.duplicate_rate.clamp(0.0, 1.0),
+            duplicate_copies: faults.duplicate_copies.max(2),
+            shuffle: faults.shuffle,
+        };
     }
 
     /// A queue that never delivers.
     pub fn disabled() -> WebhookQueue {
+        let config = WebhookConfig::default();
         WebhookQueue {
             tx: None,
-            config: WebhookConfig::default(),
+            faults: Arc::new(parking_lot::RwLock::new(DeliveryFaults::of(&config))),
+            config,
             stats: Arc::new(Stats::default()),
         }
     }
@@ -128,6 +182,7 @@ impl WebhookQueue {
 async fn deliver_loop(
     mut rx: mpsc::UnboundedReceiver<Delivery>,
     config: WebhookConfig,
+    faults: Arc<parking_lot::RwLock<DeliveryFaults>>,
     stats: Arc<Stats>,
 ) {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -143,7 +198,8 @@ async fn deliver_loop(
     };
     let mut rng = Rng::new(config.seed);
     while let Some(first) = rx.recv().await {
-        if config.shuffle {
+        let faults = faults.read().clone();
+        if faults.shuffle {
             // Let a burst accumulate so there is something to reorder.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -151,58 +207,73 @@ async fn deliver_loop(
         while let Ok(d) = rx.try_recv() {
             batch.push(d);
         }
-        if config.shuffle {
-            for i in (1..batch.len()).rev() {
-                let j = rng.below(i as u64 + 1) as usize;
-                batch.swap(i, j);
-            }
-        }
-        for d in batch {
-            if rng.chance(config.drop_rate) {
-                stats.dropped.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let copies = if rng.chance(config.duplicate_rate) {
-                stats.duplicated.fetch_add(1, Ordering::Relaxed);
-                2
-            } else {
-                1
-            };
-            for _ in 0..copies {
-                let (url, secret) = if d.connect {
-                    match &config.connect_url {
-                        Some(u) => (u.clone(), config.connect_secret.clone()),
-                        None => (
-                            config.url.clone().unwrap_or_default(),
-                            config.secret.clone(),
-                        ),
-                    }
-                } else {
-                    (
+        let sends = plan_burst(batch, &faults, &mut rng, &stats);
+        for d in sends {
+            let (url, secret) = if d.connect {
+                match &config.connect_url {
+                    Some(u) => (u.clone(), config.connect_secret.clone()),
+                    None => (
                         config.url.clone().unwrap_or_default(),
                         config.secret.clone(),
-                    )
-                };
-                if !send_once(&client, &url, &secret, &d.body, &stats).await {
-                    let client = client.clone();
-                    let stats = stats.clone();
-                    let body = d.body.clone();
-                    let (max, base) = (config.max_attempts, config.retry_base_ms);
-                    tokio::spawn(async move {
-                        let mut delay = base;
-                        for _ in 1..max {
-                            tokio::time::sleep(Duration::from_millis(delay)).await;
-                            if send_once(&client, &url, &secret, &body, &stats).await {
-                                return;
-                            }
-                            delay = delay.saturating_mul(2);
-                        }
-                        stats.failed.fetch_add(1, Ordering::Relaxed);
-                    });
+                    ),
                 }
+            } else {
+                (
+                    config.url.clone().unwrap_or_default(),
+                    config.secret.clone(),
+                )
+            };
+            if !send_once(&client, &url, &secret, &d.body, &stats).await {
+                let client = client.clone();
+                let stats = stats.clone();
+                let body = d.body.clone();
+                let (max, base) = (config.max_attempts, config.retry_base_ms);
+                tokio::spawn(async move {
+                    let mut delay = base;
+                    for _ in 1..max {
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
+                        if send_once(&client, &url, &secret, &body, &stats).await {
+                            return;
+                        }
+                        delay = delay.saturating_mul(2);
+                    }
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                });
             }
         }
     }
+}
+
+/// What one burst of queued events becomes on the wire: drops removed, duplicates
+/// copied, then (when shuffling) everything reordered — so the copies of one event
+/// need not arrive back to back, as with Stripe's retries.
+fn plan_burst(
+    batch: Vec<Delivery>,
+    faults: &DeliveryFaults,
+    rng: &mut Rng,
+    stats: &Stats,
+) -> Vec<Delivery> {
+    let mut sends = Vec::with_capacity(batch.len());
+    for d in batch {
+        if rng.chance(faults.drop_rate) {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let copies = if rng.chance(faults.duplicate_rate) {
+            stats.duplicated.fetch_add(1, Ordering::Relaxed);
+            faults.duplicate_copies.max(2)
+        } else {
+            1
+        };
+        sends.extend(std::iter::repeat_n(d, copies as usize));
+    }
+    if faults.shuffle {
+        for i in (1..sends.len()).rev() {
+            let j = rng.below(i as u64 + 1) as usize;
+            sends.swap(i, j);
+        }
+    }
+    sends
 }
 
 async fn send_once(
@@ -250,6 +321,83 @@ async fn send_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn burst(n: usize) -> Vec<Delivery> {
+        (0..n)
+            .map(|i| Delivery {
+                body: Arc::new(format!("evt_{i}")),
+                connect: false,
+            })
+            .collect()
+    }
+
+    fn bodies(sends: &[Delivery]) -> Vec<String> {
+        sends.iter().map(|d| d.body.to_string()).collect()
+    }
+
+    #[test]
+    fn a_quiet_burst_goes_out_as_queued() {
+        let faults = DeliveryFaults::of(&WebhookConfig::default());
+        let sends = plan_burst(burst(5), &faults, &mut Rng::new(1), &Stats::default());
+        assert_eq!(
+            bodies(&sends),
+            ["evt_0", "evt_1", "evt_2", "evt_3", "evt_4"]
+        );
+    }
+
+    #[test]
+    fn duplicates_are_copied_and_spread_by_the_shuffle() {
+        let faults = DeliveryFaults {
+            drop_rate: 0.0,
+            duplicate_rate: 1.0,
+            duplicate_copies: 3,
+            shuffle: true,
+        };
+        let stats = Stats::default();
+        let sends = plan_burst(burst(20), &faults, &mut Rng::new(4), &stats);
+        assert_eq!(sends.len(), 60);
+        assert_eq!(stats.duplicated.load(Ordering::Relaxed), 20);
+        let mut sorted = bodies(&sends);
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 20, "every event, three times");
+        let adjacent_copies = sends
+            .windows(3)
+            .filter(|w| w[0].body == w[1].body && w[1].body == w[2].body)
+            .count();
+        assert!(adjacent_copies < 20, "the copies are spread out");
+    }
+
+    #[test]
+    fn drops_are_counted_and_never_sent() {
+        let faults = DeliveryFaults {
+            drop_rate: 0.5,
+            duplicate_rate: 0.0,
+            duplicate_copies: 2,
+            shuffle: false,
+        };
+        let stats = Stats::default();
+        let sends = plan_burst(burst(200), &faults, &mut Rng::new(9), &stats);
+        let dropped = stats.dropped.load(Ordering::Relaxed) as usize;
+        assert_eq!(sends.len() + dropped, 200);
+        assert!((60..140).contains(&dropped), "{dropped}");
+    }
+
+    #[test]
+    fn faults_change_while_the_queue_runs() {
+        let queue = WebhookQueue::disabled();
+        queue.set_faults(DeliveryFaults {
+            drop_rate: 3.0,
+            duplicate_rate: 0.1,
+            duplicate_copies: 0,
+            shuffle: true,
+        });
+        let now = queue.faults();
+        assert_eq!(
+            (now.drop_rate, now.duplicate_copies, now.shuffle),
+            (1.0, 2, true)
+        );
+    }
 
     #[test]
     fn signature_verifies_with_ring() {

@@ -1253,3 +1253,55 @@ async fn disputes_move_like_stripes() {
     assert_eq!(st, 404, "{none}");
     fake.stop().await;
 }
+
+#[tokio::test]
+async fn faults_change_while_serving_and_bad_fields_change_nothing() {
+    let fake = FakeServer::start(seeded(5)).await.unwrap();
+    let base = format!("http://{}", fake.addr());
+    let c = client();
+    let set = |body: Value| {
+        let c = c.clone();
+        let url = format!("{base}/_admin/faults");
+        async move {
+            let resp = c.post(url).json(&body).send().await.unwrap();
+            (resp.status(), resp.json::<Value>().await.unwrap())
+        }
+    };
+
+    let (status, now) =
+        set(serde_json::json!({"error_rate": 1.0, "webhook_duplicate_copies": 3})).await;
+    assert_eq!(status, 200);
+    assert_eq!(now["error_rate"], 1.0);
+    assert_eq!(now["webhook_duplicate_copies"], 3);
+    let (s, _) = get(&c, &base, "/v1/customers", Some(SK)).await;
+    assert!(s == 500 || s == 503, "{s}");
+
+    // One bad field: refused, and the good one beside it is not applied either.
+    let (status, body) = set(serde_json::json!({"error_rate": 0.0, "rate_limit": -1})).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = set(serde_json::json!({"error_rate": 0.0, "drop": 1})).await;
+    assert_eq!(status, 400);
+    assert!(body.to_string().contains("unknown fault 'drop'"), "{body}");
+    let now: Value = c
+        .get(format!("{base}/_admin/faults"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(now["error_rate"], 1.0);
+
+    let (_, now) = set(serde_json::json!({"error_rate": 0.0, "rate_limit": 2})).await;
+    assert_eq!(
+        (now["error_rate"].as_f64(), now["rate_limit"].as_u64()),
+        (Some(0.0), Some(2))
+    );
+    let mut codes = vec![];
+    for _ in 0..4 {
+        codes.push(get(&c, &base, "/v1/customers", Some(SK)).await.0.as_u16());
+    }
+    assert_eq!(&codes[..2], [200, 200]);
+    assert!(codes[2..].contains(&429), "{codes:?}");
+    fake.stop().await;
+}
