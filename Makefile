@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/billing-target
 CARGO ?= cargo
 
-.PHONY: demo up down status test test-clean build release fmt lint screenshots bench-bus bench-ingress bench-match bench-fake bench-sync bench-risk bench-api deps
+.PHONY: demo up down status test test-clean build release fmt lint screenshots bench bench-bus bench-ingress bench-match bench-fake bench-sync bench-risk bench-api deps
 
 ## Everything up on this machine, demo data flowing, results shown.
 demo: deps release
@@ -21,10 +21,22 @@ down:
 status:
 	@bash scripts/up.sh --status
 
-## Every test of the workspace: unit + integration against the real Postgres and RabbitMQ.
+## Every test of the workspace: unit + integration against the real Postgres and RabbitMQ; then
+## a scan of every service log line of the run for secrets (scripts/log-scan.py), the k8s
+## checks and the dependency audit (cargo deny, scripts/deny-check.sh).
+TEST_LOG_ROOT := $(CARGO_TARGET_DIR)/test-logs
+TEST_LOG_DIR := $(TEST_LOG_ROOT)/$(shell date +%Y%m%d-%H%M%S)-$(shell echo $$PPID)
 test: deps test-clean
-	$(CARGO) test --workspace --no-fail-fast
+	python3 scripts/log-scan.py --self-test
+	python3 scripts/bench-all.py --self-test
+	@# A fresh directory per run; runs older than a day are dropped (a parallel run keeps its own).
+	@mkdir -p $(TEST_LOG_ROOT) && find $(TEST_LOG_ROOT) -mindepth 1 -maxdepth 1 -mmin +1440 -exec rm -rf {} +
+	@rm -rf $(TEST_LOG_DIR) && mkdir -p $(TEST_LOG_DIR)
+	BILLING_TEST_LOG_DIR=$(TEST_LOG_DIR) $(CARGO) test --workspace --no-fail-fast; tests=$$?; \
+	  python3 scripts/log-scan.py $(TEST_LOG_DIR); scan=$$?; \
+	  [ $$tests -eq 0 ] && [ $$scan -eq 0 ]
 	bash scripts/k8s-validate.sh
+	bash scripts/deny-check.sh
 
 ## Refresh docs/screenshots/widget.png from the widget's real-browser test (headless Chromium).
 screenshots: deps
@@ -49,6 +61,12 @@ fmt:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Every service benchmark in turn (bench-bus, -ingress, -sync, -match, -risk, -api; BENCH_TARGETS
+## to choose), then one table: figure, target, measured, ratio, and each service's peak RSS.
+## Results in $(CARGO_TARGET_DIR)/bench-results.txt; fails if any benchmark failed.
+bench: deps
+	python3 scripts/bench-all.py
 
 ## Bus benchmark: confirmed publishes/s and publish→consume→commit→ack latency.
 bench-bus: deps

@@ -26,6 +26,15 @@ command -v cc >/dev/null || { log "installing gcc"; apt_install gcc; }
 command -v make >/dev/null || { log "installing make"; apt_install make; }
 command -v curl >/dev/null || { log "installing curl"; apt_install curl; }
 
+# --- cargo-deny: the dependency audit of `make test` (deny.toml, scripts/deny-check.sh) ---
+# Built once per machine (~5 min on 2 cores) into ~/.cargo/bin, then found there. Its build
+# stays out of the shared CARGO_TARGET_DIR (cargo install's own temporary directory).
+CARGO_DENY_VERSION=0.20.2
+if [[ $(cargo-deny --version 2>/dev/null) != "cargo-deny $CARGO_DENY_VERSION" ]]; then
+  log "installing cargo-deny $CARGO_DENY_VERSION (cargo install, a few minutes)"
+  env -u CARGO_TARGET_DIR cargo install --locked --quiet cargo-deny --version "$CARGO_DENY_VERSION"
+fi
+
 # --- Python and the official Stripe SDK (tests prove our signatures and the fake against it) ---
 command -v python3 >/dev/null || { log "installing python3"; apt_install python3 python3-pip; }
 if ! python3 -c 'import stripe' 2>/dev/null; then

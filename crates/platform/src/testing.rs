@@ -86,24 +86,120 @@ impl Default for TestEnv {
 pub struct ServiceProcess {
     child: std::process::Child,
     pub port: u16,
-    /// What the service logged so far. A thread drains the pipe continuously: an unread pipe
-    /// fills at 64 KiB and then blocks the service's logger, which hangs it mid-shutdown.
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
-    stderr_reader: Option<std::thread::JoinHandle<()>>,
+    /// What the service logged so far, stdout (where its logger writes) and stderr (panics,
+    /// errors before the logger is up) line by line. A thread drains each pipe continuously:
+    /// an unread pipe fills at 64 KiB and then blocks the service's logger, which hangs it
+    /// mid-shutdown.
+    logged: std::sync::Arc<std::sync::Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// Log bytes kept per service (the most recent ones; enough to see why a test failed).
 const STDERR_KEPT: usize = 4 << 20;
 
-fn drain_stderr(
-    pipe: std::process::ChildStderr,
+/// When set, every service a test starts also appends its log lines to
+/// `<dir>/<binary>-<pid>.log`, and the secrets the harness hands it to `<dir>/canaries.txt`:
+/// `make test` then runs `scripts/log-scan.py` over the directory to prove no secret was logged.
+pub const LOG_DIR_ENV: &str = "BILLING_TEST_LOG_DIR";
+
+/// The log level of services started by tests: production's (`config/default.toml`), so the
+/// log scan sees what a real deployment would write. Benchmarks pass `warn` themselves.
+pub const SERVICE_LOG_FILTER: &str = "info,lapin=warn,actix_server=warn";
+
+/// Shorter values are not worth a canary: they would match innocent text.
+const CANARY_MIN_LEN: usize = 8;
+
+/// The secret values among the environment handed to a service: every value (and each
+/// `id:secret` / comma-separated part of it) of a variable whose name says SECRET, KEY, TOKEN
+/// or PASSWORD, and any part shaped like a Stripe key or webhook secret whatever its name.
+pub fn secret_values(env: &[(&str, &str)]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut keep = |value: &str| {
+        let value = value.trim();
+        if value.len() >= CANARY_MIN_LEN && !found.iter().any(|f| f == value) {
+            found.push(value.to_string());
+        }
+    };
+    for (name, value) in env {
+        let name = name.to_ascii_uppercase();
+        let named = ["SECRET", "KEY", "TOKEN", "PASSWORD"]
+            .iter()
+            .any(|word| name.contains(word));
+        if named {
+            keep(value);
+        }
+        for part in value.split(|c: char| c == ',' || c == ';' || c.is_whitespace()) {
+            let secret = part.split_once(':').map_or(part, |(_, secret)| secret);
+            let shaped = ["whsec_", "sk_", "rk_"]
+                .iter()
+                .any(|prefix| part.starts_with(prefix) || secret.starts_with(prefix));
+            if named || shaped {
+                keep(part);
+                keep(secret);
+            }
+        }
+    }
+    found
+}
+
+/// The log directory of this test run (`LOG_DIR_ENV`), if any.
+fn log_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os(LOG_DIR_ENV)
+        .filter(|d| !d.is_empty())
+        .map(Into::into)
+}
+
+/// Opens `dir/file` for appending, creating `dir`. An unusable directory fails the test: the
+/// scan would otherwise pass on logs that were never written.
+fn append_to(dir: &std::path::Path, file: &str) -> std::fs::File {
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{LOG_DIR_ENV}={}: {e}", dir.display()));
+    let path = dir.join(file);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Appends the secrets of `env` to `dir/canaries.txt`. One `write` per value: with
+/// `O_APPEND`, tests running in parallel cannot interleave inside a line.
+fn record_canaries(dir: &std::path::Path, env: &[(&str, &str)]) {
+    use std::io::Write as _;
+    let secrets = secret_values(env);
+    if secrets.is_empty() {
+        return;
+    }
+    let mut file = append_to(dir, "canaries.txt");
+    for secret in secrets.iter().filter(|s| !s.contains('\n')) {
+        file.write_all(format!("{secret}\n").as_bytes())
+            .expect("canary written");
+    }
+}
+
+/// `dir/<binary file name>-<pid>.log`.
+fn process_log(dir: &std::path::Path, binary: &str, pid: u32) -> std::fs::File {
+    let name = std::path::Path::new(binary)
+        .file_name()
+        .map_or_else(|| binary.into(), |n| n.to_string_lossy());
+    append_to(dir, &format!("{name}-{pid}.log"))
+}
+
+fn drain(
+    pipe: impl std::io::Read + Send + 'static,
     into: std::sync::Arc<std::sync::Mutex<String>>,
+    mut copy: Option<std::fs::File>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        use std::io::BufRead as _;
+        use std::io::{BufRead as _, Write as _};
         let mut lines = std::io::BufReader::new(pipe);
         let mut line = Vec::new();
         while matches!(lines.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            // Unbuffered, one write per line: a test process may exit without joining us.
+            if let Some(file) = copy.as_mut() {
+                if file.write_all(&line).is_err() {
+                    copy = None;
+                }
+            }
             let mut kept = into.lock().unwrap_or_else(|p| p.into_inner());
             kept.push_str(&String::from_utf8_lossy(&line));
             if kept.len() > STDERR_KEPT {
@@ -148,23 +244,39 @@ impl ServiceProcess {
                 format!("BILLING__{}__LISTEN", section.to_uppercase()),
                 format!("127.0.0.1:{port}"),
             )
-            .env("BILLING__TELEMETRY__LOG_FILTER", "warn")
-            .stdout(std::process::Stdio::null())
+            .env("BILLING__TELEMETRY__LOG_FILTER", SERVICE_LOG_FILTER)
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
+        let handed = [
+            ("DATABASE_URL", env.common.database.url.as_str()),
+            ("AMQP_URL", env.common.amqp.url.as_str()),
+        ];
+        let log_dir = log_dir();
+        if let Some(dir) = &log_dir {
+            record_canaries(dir, &[&handed[..], extra_env].concat());
+        }
         let mut child = cmd.spawn().expect("service binary starts");
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let stderr_reader = child
-            .stderr
-            .take()
-            .map(|pipe| drain_stderr(pipe, stderr.clone()));
+        let logged = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let copy = log_dir.map(|dir| process_log(&dir, binary, child.id()));
+        let copy_of = |copy: &Option<std::fs::File>| {
+            copy.as_ref()
+                .map(|file| file.try_clone().expect("log file handle"))
+        };
+        let mut readers = Vec::new();
+        if let Some(pipe) = child.stdout.take() {
+            readers.push(drain(pipe, logged.clone(), copy_of(&copy)));
+        }
+        if let Some(pipe) = child.stderr.take() {
+            readers.push(drain(pipe, logged.clone(), copy));
+        }
         Self {
             child,
             port,
-            stderr,
-            stderr_reader,
+            logged,
+            readers,
         }
     }
 
@@ -182,7 +294,7 @@ impl ServiceProcess {
         let client = reqwest::Client::new();
         for _ in 0..300 {
             if let Ok(Some(exit)) = self.child.try_wait() {
-                panic!("service exited early with {exit}: {}", self.stderr());
+                panic!("service exited early with {exit}: {}", self.logged());
             }
             if let Ok(resp) = client.get(self.url(path)).send().await {
                 if resp.status().as_u16() == status {
@@ -201,24 +313,25 @@ impl ServiceProcess {
             .status();
         for _ in 0..200 {
             if let Ok(Some(status)) = self.child.try_wait() {
-                self.join_stderr_reader();
+                self.join_readers();
                 return status;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         let _ = self.child.kill();
-        let logged = self.stderr();
+        let logged = self.logged();
         panic!(
             "service did not exit within 20 s of SIGTERM; its last log lines:\n{}",
             tail(&logged, 8000)
         );
     }
 
-    /// Stops the process (SIGTERM) and returns its exit status and everything it logged.
+    /// Stops the process (SIGTERM) and returns its exit status and everything it logged
+    /// (stdout and stderr).
     pub fn terminate_with_stderr(self) -> (std::process::ExitStatus, String) {
-        let stderr = self.stderr.clone();
+        let logged = self.logged.clone();
         let status = self.terminate();
-        let out = stderr.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let out = logged.lock().unwrap_or_else(|p| p.into_inner()).clone();
         (status, out)
     }
 
@@ -229,18 +342,18 @@ impl ServiceProcess {
     }
 
     /// After the process exited: waits until its last log line is read.
-    fn join_stderr_reader(&mut self) {
-        if let Some(reader) = self.stderr_reader.take() {
+    fn join_readers(&mut self) {
+        for reader in self.readers.drain(..) {
             let _ = reader.join();
         }
     }
 
     /// Everything logged so far; after the process exited, everything it logged.
-    fn stderr(&mut self) -> String {
+    fn logged(&mut self) -> String {
         if self.child.try_wait().is_ok_and(|s| s.is_some()) {
-            self.join_stderr_reader();
+            self.join_readers();
         }
-        self.stderr
+        self.logged
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -256,11 +369,25 @@ impl Drop for ServiceProcess {
 
 /// Runs `binary` with a bad value and returns (exit success, stderr).
 pub fn run_with_bad_config(binary: &str, key_env: &str, value: &str) -> (bool, String) {
-    let out = std::process::Command::new(binary)
+    let log_dir = log_dir();
+    if let Some(dir) = &log_dir {
+        record_canaries(dir, &[(key_env, value)]);
+    }
+    let child = std::process::Command::new(binary)
         .arg("serve")
         .env(key_env, value)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("binary runs");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("binary runs");
+    if let Some(dir) = &log_dir {
+        use std::io::Write as _;
+        let mut file = process_log(dir, binary, pid);
+        let _ = file.write_all(&out.stdout);
+        let _ = file.write_all(&out.stderr);
+    }
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -449,5 +576,64 @@ pub async fn wait_for_database(readiness: &crate::health::Readiness) {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_by_name_and_by_shape() {
+        let found = secret_values(&[
+            ("STRIPE_WEBHOOK_SECRET", "whsec_e2e_only"),
+            (
+                "BILLING_MASTER_KEYS",
+                "k1:AAAAbbbbCCCCdddd=,k2:EEEEffffGGGGhhhh=",
+            ),
+            ("BILLING_JWT_SECRET", "short"),
+            ("STRIPE_API_BASE", "http://127.0.0.1:4242"),
+            ("BILLING__QUERY_API__STRIPE", "rk_test_fake_but_long"),
+            (
+                "BILLING__INGRESS__DEFAULT_TENANT",
+                "tenant_acme_long_enough",
+            ),
+        ]);
+        assert_eq!(
+            found,
+            [
+                "whsec_e2e_only",
+                "k1:AAAAbbbbCCCCdddd=,k2:EEEEffffGGGGhhhh=",
+                "k1:AAAAbbbbCCCCdddd=",
+                "AAAAbbbbCCCCdddd=",
+                "k2:EEEEffffGGGGhhhh=",
+                "EEEEffffGGGGhhhh=",
+                "rk_test_fake_but_long",
+            ]
+        );
+    }
+
+    #[test]
+    fn stderr_lines_are_kept_and_copied_to_the_log_dir() {
+        let dir = std::env::temp_dir().join(format!("billing-log-{}", uuid::Uuid::new_v4()));
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "echo first >&2; echo second >&2"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let kept = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let copy = process_log(&dir, "/some/where/matcher", child.id());
+        let reader = drain(child.stderr.take().unwrap(), kept.clone(), Some(copy));
+        child.wait().unwrap();
+        reader.join().unwrap();
+        record_canaries(&dir, &[("BILLING_JWT_SECRET", "a-long-jwt-secret")]);
+
+        let logged =
+            std::fs::read_to_string(dir.join(format!("matcher-{}.log", child.id()))).unwrap();
+        assert_eq!(logged, "first\nsecond\n");
+        assert_eq!(*kept.lock().unwrap(), logged);
+        let canaries = std::fs::read_to_string(dir.join("canaries.txt")).unwrap();
+        assert_eq!(canaries, "a-long-jwt-secret\n");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

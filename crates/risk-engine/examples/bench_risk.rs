@@ -124,6 +124,8 @@ async fn main() {
     let ingress_env = [
         ("STRIPE_WEBHOOK_SECRET", SECRET),
         ("BILLING__INGRESS__DEFAULT_TENANT", TENANT),
+        // As measured so far: the test harness's info level would add logging to the load.
+        ("BILLING__TELEMETRY__LOG_FILTER", "warn"),
     ];
     let mut ingress = ServiceProcess::spawn(&release_bin("ingress"), "ingress", &env, &ingress_env);
     let ingress_port = ingress.port;
@@ -197,6 +199,7 @@ async fn main() {
         ("BILLING_MASTER_KEYS", keys.as_str()),
         ("STRIPE_API_BASE", base.as_str()),
         ("BILLING__SYNC_WORKER__REQUESTS_PER_SECOND", "1000"),
+        ("BILLING__TELEMETRY__LOG_FILTER", "warn"),
     ];
     let mut sync = ServiceProcess::spawn(&release_bin("sync-worker"), "sync_worker", &env, &common);
     let mut risk = ServiceProcess::spawn(&release_bin("risk-engine"), "risk_engine", &env, &common);
