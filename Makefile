@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/billing-target
 CARGO ?= cargo
 
-.PHONY: demo up down status test test-clean build release fmt lint screenshots bench bench-bus bench-ingress bench-match bench-fake bench-sync bench-risk bench-api deps
+.PHONY: demo up down status test test-clean build release fmt lint screenshots bench bench-bus bench-ingress bench-match bench-fake bench-sync bench-risk bench-api chaos deps
 
 ## Everything up on this machine, demo data flowing, results shown.
 demo: deps release
@@ -105,3 +105,12 @@ bench-api: deps
 	$(CARGO) build --release -p query-api --bins
 	$(CARGO) build --release -p query-api --example bench_api
 	$(CARGO_TARGET_DIR)/release/examples/bench_api
+
+## Whole-system correctness under faults (crates/e2e/tests/chaos.rs): 1,000 customers, 10,000
+## changes at Stripe while RabbitMQ and Postgres restart, every worker is kill -9ed, webhooks are
+## duplicated, shuffled and dropped and Stripe answers 500s and 429s; then objects, signals, lost
+## events and duplicates compared with the fake. Restarts this machine's Postgres and RabbitMQ:
+## not part of `make test`. CHAOS_CUSTOMERS, CHAOS_MUTATIONS, CHAOS_RATE, CHAOS_SEED to vary.
+chaos: deps
+	$(CARGO) build --workspace --bins
+	$(CARGO) test -p e2e --test chaos -- --ignored --nocapture

@@ -221,6 +221,40 @@ impl Lost {
 }
 
 #[derive(QueryableByName)]
+struct Fact {
+    #[diesel(sql_type = Text)]
+    routing_key: String,
+    #[diesel(sql_type = diesel::sql_types::Bytea)]
+    payload: Vec<u8>,
+}
+
+/// Published facts the risk engine acts on but never applied. It acts on every billing
+/// fact except successful payments (the invoice's own update settles them) and cards
+/// that belong to no customer; those it acknowledges without a trace, by design.
+async fn unconsumed_by_risk(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+) -> diesel::QueryResult<i64> {
+    use prost::Message as _;
+    let facts: Vec<Fact> = diesel::sql_query(
+        "SELECT routing_key, payload FROM billing.outbox o WHERE o.tenant_id = $1 \
+         AND o.published_at IS NOT NULL AND o.routing_key <> 'payment.succeeded' \
+         AND NOT EXISTS (SELECT 1 FROM risk.inbox r WHERE r.message_id = o.message_id)",
+    )
+    .bind::<Text, _>(tenant)
+    .load(conn)
+    .await?;
+    Ok(facts
+        .iter()
+        .filter(|f| {
+            f.routing_key != "payment_method.updated"
+                || contracts::v1::PaymentMethodUpdated::decode(f.payload.as_slice())
+                    .map_or(true, |card| !card.stripe_customer_id.is_empty())
+        })
+        .count() as i64)
+}
+
+#[derive(QueryableByName)]
 struct Id {
     #[diesel(sql_type = Text)]
     message_id: String,
@@ -239,13 +273,7 @@ pub async fn lost(
     .into_iter()
     .map(|r| r.message_id)
     .collect();
-    let facts_risk = count(
-        conn,
-        "SELECT count(*) AS n FROM billing.outbox o WHERE o.tenant_id = $1 AND o.published_at IS NOT NULL \
-         AND NOT EXISTS (SELECT 1 FROM risk.inbox r WHERE r.message_id = o.message_id)",
-        tenant,
-    )
-    .await?;
+    let facts_risk = unconsumed_by_risk(conn, tenant).await?;
     let facts_matcher = count(
         conn,
         "SELECT count(*) AS n FROM billing.outbox o WHERE o.tenant_id = $1 AND o.published_at IS NOT NULL \

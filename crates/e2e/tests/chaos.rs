@@ -21,7 +21,8 @@
 //! Not part of `make test`: it takes minutes and restarts the machine's Postgres and
 //! RabbitMQ under every other user. Knobs: `CHAOS_CUSTOMERS`, `CHAOS_MUTATIONS`,
 //! `CHAOS_RATE` (mutations/s, 40), `CHAOS_SEED`, `CHAOS_RECONCILE_S` (the worker's
-//! reconciliation interval, 20), `CHAOS_CONVERGE_TIMEOUT_S` (900).
+//! reconciliation interval, 20), `CHAOS_CONVERGE_TIMEOUT_S` (900), `CHAOS_STRIPE_RPS` (25),
+//! `CHAOS_INFRA_RESTARTS=0` (only the service kills, for a machine others are using).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -131,6 +132,8 @@ enum Fault {
 /// One figure of the comparison at a moment.
 struct Check {
     objects: usize,
+    /// Stripe's objects per kind and the expected open signals per kind, for the report.
+    stripe_counts: BTreeMap<String, usize>,
     mismatches: Vec<compare::Mismatch>,
     signals_missing: Vec<compare::OpenSignal>,
     signals_extra: Vec<compare::OpenSignal>,
@@ -182,8 +185,17 @@ async fn check(
         .await
         .map_err(|e| e.to_string())?;
     let (signals_missing, signals_extra) = compare::signal_diff(&expected, &open);
+    let mut stripe_counts: BTreeMap<String, usize> = stripe
+        .counts()
+        .into_iter()
+        .map(|(k, n)| (k.to_owned(), n))
+        .collect();
+    for (kind, _) in &expected {
+        *stripe_counts.entry(format!("open {kind}")).or_default() += 1;
+    }
     Ok(Check {
         objects: stripe.len() + expected.len(),
+        stripe_counts,
         mismatches: compare::diff(&stripe, &ours),
         signals_missing,
         signals_extra,
@@ -535,7 +547,12 @@ async fn the_pipeline_converges_to_stripe_through_every_fault() {
         shuffle: true,
     });
     let phase = Duration::from_secs_f64(mutations as f64 / rate as f64);
-    let mut faults: Vec<(Duration, Fault)> = [Fault::RestartRabbitmq, Fault::RestartPostgres]
+    let infra_faults = if knob("CHAOS_INFRA_RESTARTS", 1) == 0 {
+        vec![]
+    } else {
+        vec![Fault::RestartRabbitmq, Fault::RestartPostgres]
+    };
+    let mut faults: Vec<(Duration, Fault)> = infra_faults
         .into_iter()
         .chain((0..services.len()).map(Fault::Kill))
         .map(|f| (phase.mul_f64(rng.random_range(0.1..0.9)), f))
@@ -672,7 +689,10 @@ async fn the_pipeline_converges_to_stripe_through_every_fault() {
         };
         *by_kind.entry(kind.to_owned()).or_default() += 1;
     }
-    println!("objects compared: {}", last.objects);
+    println!(
+        "objects compared: {} ({:?})",
+        last.objects, last.stripe_counts
+    );
     for m in last.mismatches.iter().take(20) {
         println!("  mismatch: {m}");
     }
