@@ -70,3 +70,28 @@ pub fn restart_rabbitmq() -> Result<Duration, String> {
     until_port_answers(5672, Duration::from_secs(60))?;
     Ok(started.elapsed())
 }
+
+/// Messages waiting in each queue whose name starts with `prefix` (`rabbitmqctl`).
+pub fn queue_depths(prefix: &str) -> Result<Vec<(String, u64)>, String> {
+    let out = Command::new("rabbitmqctl")
+        .args([
+            "list_queues",
+            "name",
+            "messages",
+            "--quiet",
+            "--no-table-headers",
+        ])
+        .output()
+        .map_err(|e| format!("rabbitmqctl: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (name, n) = l.split_once('\t')?;
+            Some((name.to_owned(), n.trim().parse().ok()?))
+        })
+        .filter(|(name, _)| name.starts_with(prefix))
+        .collect())
+}

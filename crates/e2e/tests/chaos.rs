@@ -367,6 +367,9 @@ async fn the_pipeline_converges_to_stripe_through_every_fault() {
                 ingress.port
             )),
             secret: WEBHOOK_SECRET.into(),
+            // Stripe delivers concurrently; one sender at a time would make the fake, not
+            // the pipeline, the bottleneck of the convergence.
+            concurrency: 8,
             seed,
             ..Default::default()
         },
@@ -715,6 +718,15 @@ async fn the_pipeline_converges_to_stripe_through_every_fault() {
         last.duplicates.0,
         last.duplicates.1
     );
+    // Dead-lettered messages are kept, not lost (`billingctl dlq replay`), but under
+    // faults alone — no poison message was sent — there must be none.
+    let dead: Vec<(String, u64)> = infra::queue_depths(&env.common.amqp.namespace)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(name, n)| name.ends_with(".dlq") && *n > 0)
+        .collect();
+    let dead_lettered: u64 = dead.iter().map(|(_, n)| n).sum();
+    println!("dead-lettered: {dead_lettered} {dead:?}");
     let converge_s = converged_after.map_or(converge_timeout.as_secs_f64(), |d| d.as_secs_f64());
     println!("RESULT chaos_objects_compared {}", last.objects);
     println!("RESULT chaos_mismatches {}", last.mismatch_count());
@@ -724,6 +736,7 @@ async fn the_pipeline_converges_to_stripe_through_every_fault() {
         last.duplicates.0 + last.duplicates.1
     );
     println!("RESULT chaos_converge_s {converge_s:.1}");
+    println!("RESULT chaos_dead_lettered {dead_lettered}");
 
     let mut services = Arc::try_unwrap(services)
         .ok()
@@ -741,6 +754,10 @@ async fn the_pipeline_converges_to_stripe_through_every_fault() {
         "did not converge within {converge_timeout:?} of the last fault"
     );
     assert_eq!(last.duplicates, (0, 0), "duplicate signals or alerts");
+    assert_eq!(
+        dead_lettered, 0,
+        "messages dead-lettered by faults alone: {dead:?}"
+    );
 }
 
 #[derive(diesel::QueryableByName)]

@@ -83,6 +83,9 @@ pub struct WebhookConfig {
     pub drop_rate: f64,
     /// Deliver each batch of queued events in a random order.
     pub shuffle: bool,
+    /// Deliveries in flight at once. Stripe sends concurrently and promises no order; 1
+    /// (the default) keeps a burst's order, which single-event tests read more easily.
+    pub concurrency: usize,
     /// Attempts per event (first try included) before giving up.
     pub max_attempts: u32,
     /// Delay before the first retry (doubles each time), in milliseconds.
@@ -102,6 +105,7 @@ impl Default for WebhookConfig {
             duplicate_copies: 2,
             drop_rate: 0.0,
             shuffle: false,
+            concurrency: 1,
             max_attempts: 4,
             retry_base_ms: 200,
             seed: 7,

@@ -74,6 +74,9 @@ struct ServeArgs {
     webhook_duplicate_copies: u32,
     #[arg(long, env = "STRIPE_FAKE_WEBHOOK_DROP_RATE", default_value_t = 0.0)]
     webhook_drop_rate: f64,
+    /// Webhook deliveries in flight at once (Stripe sends concurrently, in no promised order).
+    #[arg(long, env = "STRIPE_FAKE_WEBHOOK_CONCURRENCY", default_value_t = 1)]
+    webhook_concurrency: usize,
     /// Deliver queued events in a random order.
     #[arg(long, env = "STRIPE_FAKE_WEBHOOK_SHUFFLE")]
     webhook_shuffle: bool,
@@ -249,6 +252,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             duplicate_copies: a.webhook_duplicate_copies,
             drop_rate: a.webhook_drop_rate,
             shuffle: a.webhook_shuffle,
+            concurrency: a.webhook_concurrency,
             ..Default::default()
         },
         seed: a.seed_customers.map(|n| SeedOptions {

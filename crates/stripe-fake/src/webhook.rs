@@ -5,6 +5,7 @@
 use crate::config::WebhookConfig;
 use crate::model::Event;
 use crate::rng::Rng;
+use futures_util::StreamExt as _;
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -208,40 +209,45 @@ async fn deliver_loop(
             batch.push(d);
         }
         let sends = plan_burst(batch, &faults, &mut rng, &stats);
-        for d in sends {
-            let (url, secret) = if d.connect {
-                match &config.connect_url {
-                    Some(u) => (u.clone(), config.connect_secret.clone()),
-                    None => (
-                        config.url.clone().unwrap_or_default(),
-                        config.secret.clone(),
-                    ),
-                }
-            } else {
-                (
-                    config.url.clone().unwrap_or_default(),
-                    config.secret.clone(),
-                )
-            };
-            if !send_once(&client, &url, &secret, &d.body, &stats).await {
-                let client = client.clone();
-                let stats = stats.clone();
-                let body = d.body.clone();
-                let (max, base) = (config.max_attempts, config.retry_base_ms);
-                tokio::spawn(async move {
-                    let mut delay = base;
-                    for _ in 1..max {
-                        tokio::time::sleep(Duration::from_millis(delay)).await;
-                        if send_once(&client, &url, &secret, &body, &stats).await {
-                            return;
-                        }
-                        delay = delay.saturating_mul(2);
-                    }
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                });
-            }
-        }
+        futures_util::stream::iter(sends)
+            .for_each_concurrent(config.concurrency.max(1), |d| {
+                deliver(&client, &config, &stats, d)
+            })
+            .await;
     }
+}
+
+/// One delivery; a refused or failed one is retried in the background with backoff.
+async fn deliver(
+    client: &reqwest::Client,
+    config: &WebhookConfig,
+    stats: &Arc<Stats>,
+    d: Delivery,
+) {
+    let (url, secret) = match (&config.connect_url, d.connect) {
+        (Some(u), true) => (u.clone(), config.connect_secret.clone()),
+        _ => (
+            config.url.clone().unwrap_or_default(),
+            config.secret.clone(),
+        ),
+    };
+    if send_once(client, &url, &secret, &d.body, stats).await {
+        return;
+    }
+    let client = client.clone();
+    let stats = stats.clone();
+    let (max, base) = (config.max_attempts, config.retry_base_ms);
+    tokio::spawn(async move {
+        let mut delay = base;
+        for _ in 1..max {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            if send_once(&client, &url, &secret, &d.body, &stats).await {
+                return;
+            }
+            delay = delay.saturating_mul(2);
+        }
+        stats.failed.fetch_add(1, Ordering::Relaxed);
+    });
 }
 
 /// What one burst of queued events becomes on the wire: drops removed, duplicates

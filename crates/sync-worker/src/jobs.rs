@@ -98,6 +98,7 @@ impl JobRunner {
                 let result = reconcile::run(&self.pool, connection).await;
                 self.wake.notify_one();
                 match result {
+                    Ok(report) if report.coalesced => Ok(()),
                     Ok(report) => {
                         tracing::info!(connection = %connection_id, events = report.events_seen, repaired = report.repaired, relisted = report.objects_relisted, "reconciled");
                         Ok(())

@@ -35,6 +35,9 @@ const NON_FINAL: [&str; 5] = ["active", "past_due", "unpaid", "trialing", "incom
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
+    /// Another worker was reconciling this connection: this job was covered by its run
+    /// and did nothing (jobs queued faster than runs finish, or two replicas).
+    pub coalesced: bool,
     pub events_seen: u64,
     /// Events that had not been applied before: lost or not yet delivered webhooks.
     pub repaired: u64,
@@ -67,22 +70,82 @@ impl ReconcileError {
 }
 
 pub async fn run(pool: &PgPool, connection: &Connection) -> Result<Report, ReconcileError> {
+    // One reconciliation per connection at a time, across replicas: a session advisory lock
+    // held on its own connection for the whole run. A worker that dies (kill -9, lost node)
+    // loses its database session and with it the lock, so its run can be taken over.
+    let mut lock = pool
+        .get()
+        .await
+        .map_err(|e| ReconcileError::Pool(e.to_string()))?;
+    if !advisory_lock(&mut lock, "pg_try_advisory_lock", connection.id).await? {
+        tracing::info!(connection = %connection.id, "a reconciliation of this connection is running elsewhere; this job is covered by it");
+        return Ok(Report {
+            coalesced: true,
+            ..Report::default()
+        });
+    }
+    let outcome = run_locked(pool, &mut lock, connection).await;
+    if let Err(error) = advisory_lock(&mut lock, "pg_advisory_unlock", connection.id).await {
+        // Never hand a connection that may still hold the lock back to the pool.
+        tracing::warn!(%error, connection = %connection.id, "reconcile lock not released; dropping its database connection");
+        drop(diesel_async::pooled_connection::deadpool::Object::take(
+            lock,
+        ));
+    }
+    outcome
+}
+
+/// `pg_try_advisory_lock` / `pg_advisory_unlock` on the connection's reconcile key.
+async fn advisory_lock(
+    conn: &mut diesel_async::AsyncPgConnection,
+    function: &str,
+    connection_id: Uuid,
+) -> Result<bool, ReconcileError> {
+    #[derive(diesel::QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        done: bool,
+    }
+    let row: Locked = diesel::sql_query(format!(
+        "SELECT {function}(hashtextextended($1, 0)) AS done"
+    ))
+    .bind::<diesel::sql_types::Text, _>(format!("reconcile:{connection_id}"))
+    .get_result(conn)
+    .await?;
+    Ok(row.done)
+}
+
+async fn run_locked(
+    pool: &PgPool,
+    conn: &mut diesel_async::AsyncPgConnection,
+    connection: &Connection,
+) -> Result<Report, ReconcileError> {
     let started = Utc::now();
     let run_id = Uuid::now_v7();
     let since = {
-        let mut conn = pool
-            .get()
-            .await
-            .map_err(|e| ReconcileError::Pool(e.to_string()))?;
         let last: Option<Option<String>> = sync_runs::table
             .filter(sync_runs::connection_id.eq(connection.id))
             .filter(sync_runs::kind.eq("reconcile"))
             .filter(sync_runs::status.eq("succeeded"))
             .order(sync_runs::started_at.desc())
             .select(sync_runs::cursor)
-            .first(&mut conn)
+            .first(conn)
             .await
             .optional()?;
+        // Holding the lock, a run still marked running was left by a worker that died.
+        diesel::update(
+            sync_runs::table
+                .filter(sync_runs::connection_id.eq(connection.id))
+                .filter(sync_runs::kind.eq("reconcile"))
+                .filter(sync_runs::status.eq("running")),
+        )
+        .set((
+            sync_runs::status.eq("failed"),
+            sync_runs::error.eq(Some("abandoned: the worker running it stopped")),
+            sync_runs::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await?;
         diesel::insert_into(sync_runs::table)
             .values((
                 sync_runs::id.eq(run_id),
@@ -93,7 +156,7 @@ pub async fn run(pool: &PgPool, connection: &Connection) -> Result<Report, Recon
                 sync_runs::status.eq("running"),
                 sync_runs::stage.eq("events"),
             ))
-            .execute(&mut conn)
+            .execute(conn)
             .await?;
         last.flatten()
             .and_then(|c| c.parse::<i64>().ok())
@@ -102,10 +165,6 @@ pub async fn run(pool: &PgPool, connection: &Connection) -> Result<Report, Recon
     };
     let requests_before = connection.api.usage().requests;
     let outcome = reconcile(pool, connection, since).await;
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|e| ReconcileError::Pool(e.to_string()))?;
     let requests =
         i64::try_from(connection.api.usage().requests - requests_before).unwrap_or(i64::MAX);
     match &outcome {
@@ -123,7 +182,7 @@ pub async fn run(pool: &PgPool, connection: &Connection) -> Result<Report, Recon
                     sync_runs::finished_at.eq(Some(Utc::now())),
                     sync_runs::updated_at.eq(Utc::now()),
                 ))
-                .execute(&mut conn)
+                .execute(conn)
                 .await?;
             metrics::counter!("sync_reconcile_repaired_total").increment(report.repaired);
             if report.repaired > 0 {
@@ -138,7 +197,7 @@ pub async fn run(pool: &PgPool, connection: &Connection) -> Result<Report, Recon
                     sync_runs::requests.eq(requests),
                     sync_runs::updated_at.eq(Utc::now()),
                 ))
-                .execute(&mut conn)
+                .execute(conn)
                 .await?;
         }
     }

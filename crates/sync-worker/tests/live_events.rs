@@ -531,6 +531,91 @@ async fn webhooks_lost_are_repaired_by_reconciliation() {
     s.env.cleanup(&[]).await;
 }
 
+/// A reconciliation left `running` by a worker that died no longer blocks every later one
+/// (the unique index on running runs dead-lettered each of them), and a job that arrives
+/// while another worker reconciles the connection is covered by that run, not failed.
+#[tokio::test(flavor = "multi_thread")]
+async fn reconciliation_takes_over_a_dead_workers_run_and_coalesces_with_a_live_one() {
+    let s = setup().await;
+    let connection = s.connections.get(s.connection).await.unwrap();
+    backfill::run(&s.pool, &connection.api, &connection.scope, s.connection)
+        .await
+        .unwrap();
+    let mut conn = s.pool.get().await.unwrap();
+    diesel::sql_query(
+        "INSERT INTO billing.sync_runs (id, tenant_id, account_id, connection_id, kind, status, stage) \
+         SELECT gen_random_uuid(), tenant_id, account_id, connection_id, 'reconcile', 'running', 'events' \
+         FROM billing.sync_runs WHERE connection_id = $1 LIMIT 1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(s.connection)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let report = sync_worker::reconcile::run(&s.pool, &connection)
+        .await
+        .expect("a dead worker's run does not block reconciliation");
+    assert!(!report.coalesced);
+    #[derive(diesel::QueryableByName, Debug, PartialEq)]
+    struct Run {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        status: String,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        error: Option<String>,
+    }
+    async fn runs(conn: &mut diesel_async::AsyncPgConnection, connection: Uuid) -> Vec<Run> {
+        diesel::sql_query(
+            "SELECT status, error FROM billing.sync_runs WHERE connection_id = $1 AND kind = 'reconcile' ORDER BY started_at",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(connection)
+        .load::<Run>(conn)
+        .await
+        .unwrap()
+    }
+    let after = runs(&mut conn, s.connection).await;
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_eq!(after[0].status, "failed");
+    assert!(
+        after[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("abandoned"),
+        "{after:?}"
+    );
+    assert_eq!(after[1].status, "succeeded");
+
+    // Another worker holds the connection's reconcile lock: this job is covered by its run.
+    diesel::sql_query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+        .bind::<diesel::sql_types::Text, _>(format!("reconcile:{}", s.connection))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let report = sync_worker::reconcile::run(&s.pool, &connection)
+        .await
+        .unwrap();
+    assert!(report.coalesced, "{report:?}");
+    assert_eq!(
+        runs(&mut conn, s.connection).await.len(),
+        2,
+        "no run was started"
+    );
+    // Once that worker is gone, the next job runs again.
+    diesel::sql_query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+        .bind::<diesel::sql_types::Text, _>(format!("reconcile:{}", s.connection))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let report = sync_worker::reconcile::run(&s.pool, &connection)
+        .await
+        .unwrap();
+    assert!(!report.coalesced);
+    assert_eq!(runs(&mut conn, s.connection).await.len(), 3);
+    drop(conn);
+    s.fake.stop().await;
+    s.env.cleanup(&[]).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refetch_job_brings_one_object_up_to_date() {
     let s = setup().await;
