@@ -169,6 +169,7 @@ pub struct HeldSubscription {
     pub mrr_cents: i64,
     pub currency: String,
     pub quantity: Option<i64>,
+    pub cancel_at_period_end: bool,
     pub source_created: i64,
     pub deleted: bool,
 }
@@ -221,6 +222,7 @@ pub async fn held_subscriptions(
             t::mrr_cents,
             t::currency,
             t::quantity,
+            t::cancel_at_period_end,
             t::source_created,
             t::deleted_at.is_not_null(),
         ))

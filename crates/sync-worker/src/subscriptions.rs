@@ -46,7 +46,9 @@ pub fn mrr_cents(
         .map_err(|e| format!("subscription {}: {e}", sub.id.as_str()))
 }
 
-/// The change to record going from `held` to `row`, if anything a CSM cares about changed.
+/// The change to record going from `held` to `row`, if anything a CSM cares about changed:
+/// status, plan, seats, MRR — or a cancellation requested or withdrawn, which on a
+/// subscription already at MRR 0 (unpaid, paused, trialing) changes nothing else.
 pub fn change(
     held: Option<&HeldSubscription>,
     row: &rows::SubscriptionRow,
@@ -57,7 +59,8 @@ pub fn change(
         let same = h.status == row.status
             && h.plan_name == row.plan_name
             && h.quantity == row.quantity
-            && h.mrr_cents == row.mrr_cents;
+            && h.mrr_cents == row.mrr_cents
+            && h.cancel_at_period_end == row.cancel_at_period_end;
         if same {
             return None;
         }
@@ -148,4 +151,103 @@ pub async fn apply(
     store::write_subscriptions(conn, &writes, &changes).await?;
     crate::facts::enqueue(conn, &facts).await?;
     Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: &str, mrr: i64, cancel: bool) -> rows::SubscriptionRow {
+        rows::SubscriptionRow {
+            tenant_id: "t".into(),
+            account_id: "acct".into(),
+            stripe_customer_id: "cus_1".into(),
+            stripe_subscription_id: "sub_1".into(),
+            status: status.into(),
+            plan_name: Some("Pro".into()),
+            mrr_cents: mrr,
+            currency: "usd".into(),
+            mrr_error: None,
+            quantity: Some(3),
+            current_period_start: None,
+            current_period_end: None,
+            cancel_at_period_end: cancel,
+            cancel_at: None,
+            canceled_at: None,
+            ended_at: None,
+            trial_end: None,
+            pause_collection: false,
+            default_payment_method: None,
+            latest_invoice: None,
+            created_at: None,
+            source_created: 10,
+        }
+    }
+
+    fn held(r: &rows::SubscriptionRow) -> HeldSubscription {
+        HeldSubscription {
+            stripe_subscription_id: r.stripe_subscription_id.clone(),
+            status: r.status.clone(),
+            plan_name: r.plan_name.clone(),
+            mrr_cents: r.mrr_cents,
+            currency: r.currency.clone(),
+            quantity: r.quantity,
+            cancel_at_period_end: r.cancel_at_period_end,
+            source_created: r.source_created,
+            deleted: false,
+        }
+    }
+
+    fn event() -> Source {
+        Source {
+            kind: "event",
+            event_id: Some("evt_1".into()),
+            created: 20,
+        }
+    }
+
+    #[test]
+    fn nothing_a_csm_cares_about_is_no_change() {
+        let r = row("active", 5000, false);
+        assert!(change(Some(&held(&r)), &r, &event(), false).is_none());
+    }
+
+    #[test]
+    fn a_cancellation_on_a_subscription_at_mrr_zero_is_a_change() {
+        // Unpaid and paused subscriptions count 0 MRR already: only the flag moves, and the
+        // risk engine must still hear of it (cancellation requested / withdrawn).
+        for status in ["unpaid", "paused", "trialing"] {
+            let before = row(status, 0, false);
+            let requested = row(status, 0, true);
+            let c = change(Some(&held(&before)), &requested, &event(), false)
+                .unwrap_or_else(|| panic!("{status}: a cancellation request is a change"));
+            assert_eq!(c.movement, "unchanged");
+            assert!(change(Some(&held(&requested)), &before, &event(), false).is_some());
+        }
+    }
+
+    #[test]
+    fn status_plan_seats_and_mrr_are_changes() {
+        let before = row("active", 5000, false);
+        let h = held(&before);
+        let mut seats = before.clone();
+        seats.quantity = Some(2);
+        let mut plan = before.clone();
+        plan.plan_name = Some("Basic".into());
+        for after in [
+            row("past_due", 5000, false),
+            row("active", 4000, false),
+            seats,
+            plan,
+        ] {
+            assert!(
+                change(Some(&h), &after, &event(), false).is_some(),
+                "{after:?}"
+            );
+        }
+        assert!(
+            change(None, &before, &event(), false).is_some(),
+            "first sight"
+        );
+    }
 }
