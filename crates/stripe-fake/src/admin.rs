@@ -123,6 +123,7 @@ fn faults(app: &App) -> Value {
     json!({
         "error_rate": app.faults.rate(),
         "rate_limit": app.limiter.rate(),
+        "latency_ms": app.latency_ms.load(std::sync::atomic::Ordering::Relaxed),
         "webhook_drop_rate": delivery.drop_rate,
         "webhook_duplicate_rate": delivery.duplicate_rate,
         "webhook_duplicate_copies": delivery.duplicate_copies,
@@ -133,9 +134,10 @@ fn faults(app: &App) -> Value {
 /// Changes the faults while serving; fields left out keep their value. Answers the
 /// faults now in force. Checked before anything changes: a bad field changes nothing.
 fn set_faults(app: &App, args: &Value) -> Result<Value, ApiError> {
-    const KNOWN: [&str; 6] = [
+    const KNOWN: [&str; 7] = [
         "error_rate",
         "rate_limit",
+        "latency_ms",
         "webhook_drop_rate",
         "webhook_duplicate_rate",
         "webhook_duplicate_copies",
@@ -168,6 +170,7 @@ fn set_faults(app: &App, args: &Value) -> Result<Value, ApiError> {
     };
     let error_rate = fraction("error_rate")?;
     let rate_limit = count("rate_limit", 0)?;
+    let latency_ms = count("latency_ms", 0)?;
     let drop_rate = fraction("webhook_drop_rate")?;
     let duplicate_rate = fraction("webhook_duplicate_rate")?;
     let copies = count("webhook_duplicate_copies", 2)?;
@@ -181,6 +184,10 @@ fn set_faults(app: &App, args: &Value) -> Result<Value, ApiError> {
     }
     if let Some(r) = rate_limit {
         app.limiter.set_rate(r as u32);
+    }
+    if let Some(ms) = latency_ms {
+        app.latency_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
     let mut delivery = app.webhooks.faults();
     delivery.drop_rate = drop_rate.unwrap_or(delivery.drop_rate);

@@ -59,8 +59,9 @@ pub async fn handle(req: HttpRequest, body: web::Bytes, app: web::Data<Arc<App>>
     if !app.limiter.try_acquire() {
         return error_response(&ApiError::rate_limited(), &request_id);
     }
-    if app.config.latency_ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(app.config.latency_ms)).await;
+    let latency = app.latency_ms.load(std::sync::atomic::Ordering::Relaxed);
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
     }
     if let Some(status) = app.faults.pick() {
         return error_response(&ApiError::api_error(status), &request_id);

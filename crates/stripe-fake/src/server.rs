@@ -20,6 +20,9 @@ pub struct App {
     pub config: FakeConfig,
     pub limiter: RateLimiter,
     pub faults: Faults,
+    /// Latency added to every `/v1` answer (ms); starts at `config.latency_ms`, changeable
+    /// while serving (`/_admin/faults`).
+    pub latency_ms: AtomicU64,
     pub webhooks: WebhookQueue,
     request_seq: AtomicU64,
 }
@@ -38,6 +41,7 @@ impl App {
             state: Arc::new(RwLock::new(state)),
             limiter: RateLimiter::new(config.rate_limit),
             faults: Faults::new(config.error_rate, config.fault_seed),
+            latency_ms: AtomicU64::new(config.latency_ms),
             webhooks: WebhookQueue::start(config.webhooks.clone()),
             request_seq: AtomicU64::new(0),
             config,

@@ -20,6 +20,10 @@ pub struct JobRunner {
     pub pool: PgPool,
     pub connections: Arc<Connections>,
     pub wake: Arc<tokio::sync::Notify>,
+    /// The service's shutdown: a job still running then is interrupted and requeued (a
+    /// backfill resumes from its cursors, a reconciliation's run is taken over), so a
+    /// long job never holds up SIGTERM.
+    pub cancel: platform::CancellationToken,
 }
 
 impl Handler for JobRunner {
@@ -44,7 +48,13 @@ impl Handler for JobRunner {
             Err(e) => return Err(HandleError::permanent(e)),
         };
         let kind = Kind::try_from(job.kind).unwrap_or(Kind::Unspecified);
-        let result = self.run(kind, &job, connection_id, &connection).await;
+        let result = tokio::select! {
+            result = self.run(kind, &job, connection_id, &connection) => result,
+            _ = self.cancel.cancelled() => {
+                tracing::info!(job = %job.job_id, kind = kind.as_str_name(), "shutting down: job interrupted and requeued");
+                Err(HandleError::transient(anyhow::anyhow!("interrupted by shutdown")))
+            }
+        };
         // Alerted on (`BillingSyncJobsFailing`): a tenant whose sync fails sees stale billing.
         let outcome = match &result {
             Ok(()) => "succeeded",

@@ -94,6 +94,7 @@ pub fn consumers(settings: &Settings, sealer: Arc<Sealer>) -> StartConsumers {
             pool,
             connections,
             wake,
+            cancel: cancel.clone(),
         });
         // Jobs are long (a whole backfill): a few at a time, one message each.
         let mut job_options = ConsumerOptions::from_settings(queues::SYNC_JOBS, amqp);

@@ -73,26 +73,52 @@ pub async fn run(pool: &PgPool, connection: &Connection) -> Result<Report, Recon
     // One reconciliation per connection at a time, across replicas: a session advisory lock
     // held on its own connection for the whole run. A worker that dies (kill -9, lost node)
     // loses its database session and with it the lock, so its run can be taken over.
-    let mut lock = pool
-        .get()
-        .await
-        .map_err(|e| ReconcileError::Pool(e.to_string()))?;
-    if !advisory_lock(&mut lock, "pg_try_advisory_lock", connection.id).await? {
+    let mut lock = LockConnection(Some(
+        pool.get()
+            .await
+            .map_err(|e| ReconcileError::Pool(e.to_string()))?,
+    ));
+    if !advisory_lock(lock.conn(), "pg_try_advisory_lock", connection.id).await? {
         tracing::info!(connection = %connection.id, "a reconciliation of this connection is running elsewhere; this job is covered by it");
         return Ok(Report {
             coalesced: true,
             ..Report::default()
         });
     }
-    let outcome = run_locked(pool, &mut lock, connection).await;
-    if let Err(error) = advisory_lock(&mut lock, "pg_advisory_unlock", connection.id).await {
-        // Never hand a connection that may still hold the lock back to the pool.
-        tracing::warn!(%error, connection = %connection.id, "reconcile lock not released; dropping its database connection");
-        drop(diesel_async::pooled_connection::deadpool::Object::take(
-            lock,
-        ));
+    let outcome = run_locked(pool, lock.conn(), connection).await;
+    match advisory_lock(lock.conn(), "pg_advisory_unlock", connection.id).await {
+        Ok(_) => lock.release(),
+        Err(error) => {
+            tracing::warn!(%error, connection = %connection.id, "reconcile lock not released; dropping its database connection");
+        }
     }
     outcome
+}
+
+type Pooled = diesel_async::pooled_connection::deadpool::Object<diesel_async::AsyncPgConnection>;
+
+/// The pooled connection that holds the reconcile lock. Unless released after a clean
+/// unlock, it is closed instead of going back to the pool — also when the run is dropped
+/// half-way (shutdown) — so no pooled connection ever keeps the lock.
+struct LockConnection(Option<Pooled>);
+
+impl LockConnection {
+    fn conn(&mut self) -> &mut diesel_async::AsyncPgConnection {
+        self.0.as_mut().expect("held until released or dropped")
+    }
+
+    /// Back to the pool: the lock was released.
+    fn release(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for LockConnection {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(Pooled::take(conn));
+        }
+    }
 }
 
 /// `pg_try_advisory_lock` / `pg_advisory_unlock` on the connection's reconcile key.

@@ -616,6 +616,95 @@ async fn reconciliation_takes_over_a_dead_workers_run_and_coalesces_with_a_live_
     s.env.cleanup(&[]).await;
 }
 
+/// SIGTERM during a reconciliation that waits on a slow Stripe: the job gives up at once
+/// (requeued as transient), and the reconcile lock does not stay behind on a pooled
+/// connection — the next run, elsewhere, can take it.
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_interrupts_a_long_job_and_frees_its_lock() {
+    use contracts::v1::{sync_job, SyncJob};
+    use platform::amqp::HandleError;
+    let s = setup().await;
+    let connection = s.connections.get(s.connection).await.unwrap();
+    backfill::run(&s.pool, &connection.api, &connection.scope, s.connection)
+        .await
+        .unwrap();
+    s.admin("faults", json!({"latency_ms": 10_000})).await;
+    let cancel = platform::CancellationToken::new();
+    let runner = sync_worker::jobs::JobRunner {
+        pool: s.pool.clone(),
+        connections: s.connections.clone(),
+        wake: Arc::new(tokio::sync::Notify::new()),
+        cancel: cancel.clone(),
+    };
+    let job = SyncJob {
+        job_id: "job-1".into(),
+        connection_id: s.connection.to_string(),
+        kind: sync_job::Kind::Reconcile as i32,
+        object_id: String::new(),
+        requested_at_ms: 0,
+    };
+    let message = Incoming {
+        exchange: "sync.jobs".into(),
+        routing_key: "reconcile".into(),
+        message_id: "job-1".into(),
+        message_type: "billing.v1.SyncJob".into(),
+        content_type: "application/x-protobuf".into(),
+        tenant_id: Some(TENANT.into()),
+        traceparent: None,
+        delivery_count: 0,
+        redelivered: false,
+        headers: Vec::new(),
+        payload: job.encode_to_vec(),
+    };
+    let running = tokio::spawn(async move { runner.handle(&message).await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!running.is_finished(), "the job waits on Stripe");
+    let asked = std::time::Instant::now();
+    cancel.cancel();
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), running)
+        .await
+        .expect("the job stops within 5 s of shutdown")
+        .unwrap();
+    assert!(
+        matches!(outcome, Err(HandleError::Transient(_))),
+        "{outcome:?}"
+    );
+    assert!(asked.elapsed() < std::time::Duration::from_secs(5));
+
+    #[derive(diesel::QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    let mut other = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(
+        &s.env.common.database.url,
+    )
+    .await
+    .unwrap();
+    let mut free = false;
+    for _ in 0..50 {
+        let got: Locked =
+            diesel::sql_query("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked")
+                .bind::<diesel::sql_types::Text, _>(format!("reconcile:{}", s.connection))
+                .get_result(&mut other)
+                .await
+                .unwrap();
+        if got.locked {
+            free = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        free,
+        "the interrupted run's lock is released with its session"
+    );
+    drop(other);
+    s.admin("faults", json!({"latency_ms": 0})).await;
+    s.fake.stop().await;
+    s.env.cleanup(&[]).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refetch_job_brings_one_object_up_to_date() {
     let s = setup().await;
