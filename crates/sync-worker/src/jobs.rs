@@ -16,13 +16,14 @@ use crate::credentials::CredentialsError;
 use crate::events;
 use crate::reconcile;
 
+#[derive(Clone)]
 pub struct JobRunner {
     pub pool: PgPool,
     pub connections: Arc<Connections>,
     pub wake: Arc<tokio::sync::Notify>,
-    /// The service's shutdown: a job still running then is interrupted and requeued (a
-    /// backfill resumes from its cursors, a reconciliation's run is taken over), so a
-    /// long job never holds up SIGTERM.
+    /// The service's shutdown: a job still running then is requeued at once and left to
+    /// run on in its own task until the process exits (a backfill resumes from its
+    /// cursors, a reconciliation's run is taken over), so a long job never holds up SIGTERM.
     pub cancel: platform::CancellationToken,
 }
 
@@ -48,8 +49,15 @@ impl Handler for JobRunner {
             Err(e) => return Err(HandleError::permanent(e)),
         };
         let kind = Kind::try_from(job.kind).unwrap_or(Kind::Unspecified);
+        // Its own task: a job's transactions run in it, and dropping them half-way would
+        // return a connection still inside a transaction (holding its locks) to the pool,
+        // where the other consumers' handlers wait on those locks while they drain.
+        let task = tokio::spawn({
+            let (runner, job) = (self.clone(), job.clone());
+            async move { runner.run(kind, &job, connection_id, &connection).await }
+        });
         let result = tokio::select! {
-            result = self.run(kind, &job, connection_id, &connection) => result,
+            result = task => result.unwrap_or_else(|e| Err(HandleError::transient(anyhow::anyhow!("sync job task: {e}")))),
             _ = self.cancel.cancelled() => {
                 tracing::info!(job = %job.job_id, kind = kind.as_str_name(), "shutting down: job interrupted and requeued");
                 Err(HandleError::transient(anyhow::anyhow!("interrupted by shutdown")))

@@ -80,6 +80,7 @@ pub async fn run(pool: &PgPool, connection: &Connection) -> Result<Report, Recon
     ));
     if !advisory_lock(lock.conn(), "pg_try_advisory_lock", connection.id).await? {
         tracing::info!(connection = %connection.id, "a reconciliation of this connection is running elsewhere; this job is covered by it");
+        lock.release(); // it holds no lock
         return Ok(Report {
             coalesced: true,
             ..Report::default()

@@ -616,9 +616,9 @@ async fn reconciliation_takes_over_a_dead_workers_run_and_coalesces_with_a_live_
     s.env.cleanup(&[]).await;
 }
 
-/// SIGTERM during a reconciliation that waits on a slow Stripe: the job gives up at once
-/// (requeued as transient), and the reconcile lock does not stay behind on a pooled
-/// connection — the next run, elsewhere, can take it.
+/// SIGTERM during a reconciliation that waits on a slow Stripe: the job is requeued at once
+/// (transient) while its run goes on in its own task, so no transaction is cut half-way,
+/// and the reconcile lock does not stay behind on a pooled connection once the run ends.
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_interrupts_a_long_job_and_frees_its_lock() {
     use contracts::v1::{sync_job, SyncJob};
@@ -670,6 +670,7 @@ async fn shutdown_interrupts_a_long_job_and_frees_its_lock() {
         "{outcome:?}"
     );
     assert!(asked.elapsed() < std::time::Duration::from_secs(5));
+    s.admin("faults", json!({"latency_ms": 0})).await;
 
     #[derive(diesel::QueryableByName)]
     struct Locked {
@@ -682,7 +683,7 @@ async fn shutdown_interrupts_a_long_job_and_frees_its_lock() {
     .await
     .unwrap();
     let mut free = false;
-    for _ in 0..50 {
+    for _ in 0..300 {
         let got: Locked =
             diesel::sql_query("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked")
                 .bind::<diesel::sql_types::Text, _>(format!("reconcile:{}", s.connection))
@@ -700,7 +701,6 @@ async fn shutdown_interrupts_a_long_job_and_frees_its_lock() {
         "the interrupted run's lock is released with its session"
     );
     drop(other);
-    s.admin("faults", json!({"latency_ms": 0})).await;
     s.fake.stop().await;
     s.env.cleanup(&[]).await;
 }
