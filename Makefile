@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/billing-target
 CARGO ?= cargo
 
-.PHONY: demo up down status test test-clean build release fmt lint screenshots bench bench-bus bench-ingress bench-match bench-fake bench-sync bench-risk bench-api chaos deps
+.PHONY: demo up down status test test-clean build release fmt lint screenshots bench bench-bus bench-ingress bench-match bench-fake bench-sync bench-risk bench-api bench-compare chaos deps
 
 ## Everything up on this machine, demo data flowing, results shown.
 demo: deps release
@@ -105,6 +105,12 @@ bench-api: deps
 	$(CARGO) build --release -p query-api --bins
 	$(CARGO) build --release -p query-api --example bench_api
 	$(CARGO_TARGET_DIR)/release/examples/bench_api
+
+## Backfill comparison with Supabase's Stripe sync engine (npm, pinned): same book, same rate
+## limit, time, requests and the same correctness checks on both tools' tables.
+bench-compare: deps
+	$(CARGO) build --release -p stripe-fake -p query-api -p sync-worker -p billingctl --bins
+	bash scripts/sync-compare/run.sh
 
 ## Whole-system correctness under faults (crates/e2e/tests/chaos.rs): 1,000 customers, 10,000
 ## changes at Stripe while RabbitMQ and Postgres restart, every worker is kill -9ed, webhooks are
