@@ -33,7 +33,7 @@ use contracts::{v1, Contract as _};
 use diesel_async::RunQueryDsl as _;
 use e2e::{compare, held, infra, stripe_truth, workspace_binary};
 use platform::amqp::{Broker, Outgoing, Publisher};
-use platform::crypto::{connection_context, Sealer};
+use platform::crypto::Sealer;
 use platform::db;
 use platform::testing::{free_port, ServiceProcess, TestEnv};
 use prost::Message as _;
@@ -383,25 +383,17 @@ async fn the_pipeline_converges_to_stripe_through_every_fault() {
 
     // The tenant's connection, sealed as query-api stores it.
     let sealer = Sealer::new(&[("k1".into(), master.clone())]).unwrap();
-    let connection = uuid::Uuid::new_v4();
-    let sealed = sealer
-        .seal(b"rk_test_fake", &connection_context(TENANT, connection))
-        .unwrap();
-    {
+    let connection = {
         let mut conn = pool.get().await.unwrap();
-        diesel::sql_query(
-            "INSERT INTO integration.connections (id, tenant_id, kind, account_id, livemode, secret_hint, \
-             secret_sealed, secret_key_id, created_by) VALUES ($1, $2, 'restricted_key', $3, false, 'rk_test_…ake', $4, $5, 'chaos')",
+        query_api::testing::store_restricted_key_connection(
+            &mut conn,
+            &sealer,
+            TENANT,
+            &platform_account,
         )
-        .bind::<diesel::sql_types::Uuid, _>(connection)
-        .bind::<diesel::sql_types::Text, _>(TENANT)
-        .bind::<diesel::sql_types::Text, _>(&platform_account)
-        .bind::<diesel::sql_types::Bytea, _>(&sealed.bytes)
-        .bind::<diesel::sql_types::Text, _>(&sealed.key_id)
-        .execute(&mut conn)
         .await
-        .unwrap();
-    }
+        .unwrap()
+    };
 
     let common: Vec<(String, String)> = vec![
         ("BILLING_MASTER_KEYS".into(), keys.clone()),

@@ -65,16 +65,16 @@ pub struct ConnectionList {
 
 #[derive(diesel::Insertable)]
 #[diesel(table_name = connections)]
-struct NewConnection {
-    id: Uuid,
-    tenant_id: String,
-    kind: String,
-    account_id: String,
-    livemode: bool,
-    secret_hint: String,
-    secret_sealed: Vec<u8>,
-    secret_key_id: String,
-    created_by: String,
+pub(crate) struct NewConnection {
+    pub(crate) id: Uuid,
+    pub(crate) tenant_id: String,
+    pub(crate) kind: String,
+    pub(crate) account_id: String,
+    pub(crate) livemode: bool,
+    pub(crate) secret_hint: String,
+    pub(crate) secret_sealed: Vec<u8>,
+    pub(crate) secret_key_id: String,
+    pub(crate) created_by: String,
 }
 
 fn key_error(e: KeyError) -> ApiError {

@@ -105,3 +105,39 @@ impl InProcess {
         broker.close().await;
     }
 }
+
+/// The key the Stripe fake accepts as a restricted key.
+pub const FAKE_RESTRICTED_KEY: &str = "rk_test_fake";
+
+/// A restricted-key connection to `account`, sealed and stored as `POST
+/// /api/integrations/stripe/connect` stores it but without the key check against Stripe
+/// (nor the audit entry or the backfill request): for the sync worker's tests and the
+/// whole-system runs, which bring their own fake. Returns the connection's id.
+pub async fn store_restricted_key_connection(
+    conn: &mut diesel_async::AsyncPgConnection,
+    sealer: &platform::crypto::Sealer,
+    tenant: &str,
+    account: &str,
+) -> anyhow::Result<uuid::Uuid> {
+    use diesel_async::RunQueryDsl as _;
+    let id = uuid::Uuid::new_v4();
+    let sealed = sealer.seal(
+        FAKE_RESTRICTED_KEY.as_bytes(),
+        &crate::connections::sealing_context(tenant, id),
+    )?;
+    diesel::insert_into(crate::schema::connections::table)
+        .values(crate::connections::NewConnection {
+            id,
+            tenant_id: tenant.to_owned(),
+            kind: "restricted_key".into(),
+            account_id: account.to_owned(),
+            livemode: false,
+            secret_hint: "rk_test_…ake".into(),
+            secret_sealed: sealed.bytes,
+            secret_key_id: sealed.key_id,
+            created_by: "test".into(),
+        })
+        .execute(conn)
+        .await?;
+    Ok(id)
+}

@@ -27,7 +27,7 @@ use contracts::{exchanges, v1, Contract as _};
 use diesel_async::RunQueryDsl as _;
 use futures_util::StreamExt as _;
 use platform::amqp::{Broker, Outgoing, Publisher, QueueSpec};
-use platform::crypto::{connection_context, Sealer};
+use platform::crypto::Sealer;
 use platform::db;
 use platform::testing::{free_port, ServiceProcess, TestEnv};
 use prost::Message as _;
@@ -173,25 +173,17 @@ async fn main() {
     // A connection for the platform account, sealed as query-api would.
     let master = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
     let sealer = Sealer::new(&[("k1".into(), master.clone())]).unwrap();
-    let connection = uuid::Uuid::new_v4();
-    let sealed = sealer
-        .seal(b"rk_test_fake", &connection_context(TENANT, connection))
-        .unwrap();
-    {
+    let connection = {
         let mut conn = pool.get().await.unwrap();
-        diesel::sql_query(
-            "INSERT INTO integration.connections (id, tenant_id, kind, account_id, livemode, secret_hint, \
-             secret_sealed, secret_key_id, created_by) VALUES ($1, $2, 'restricted_key', $3, false, 'rk_test_…ake', $4, $5, 'bench')",
+        query_api::testing::store_restricted_key_connection(
+            &mut conn,
+            &sealer,
+            TENANT,
+            truth["platform_account"].as_str().unwrap(),
         )
-        .bind::<diesel::sql_types::Uuid, _>(connection)
-        .bind::<diesel::sql_types::Text, _>(TENANT)
-        .bind::<diesel::sql_types::Text, _>(truth["platform_account"].as_str().unwrap())
-        .bind::<diesel::sql_types::Bytea, _>(&sealed.bytes)
-        .bind::<diesel::sql_types::Text, _>(&sealed.key_id)
-        .execute(&mut conn)
         .await
-        .unwrap();
-    }
+        .unwrap()
+    };
 
     // The services.
     let keys = format!("k1:{master}");

@@ -11,7 +11,7 @@ use contracts::v1::StripeEventReceived;
 use diesel::{ExpressionMethods as _, QueryDsl as _};
 use diesel_async::RunQueryDsl as _;
 use platform::amqp::{Handler as _, Incoming};
-use platform::crypto::{connection_context, Sealer};
+use platform::crypto::Sealer;
 use platform::{db, testing::TestEnv};
 use prost::Message as _;
 use rand::seq::SliceRandom as _;
@@ -68,21 +68,13 @@ async fn setup() -> Setup {
 
     // A restricted-key connection, sealed the way query-api seals it.
     let sealer = sealer();
-    let connection = Uuid::new_v4();
-    let sealed = sealer
-        .seal(b"rk_test_fake", &connection_context(TENANT, connection))
-        .unwrap();
     let mut conn = pool.get().await.unwrap();
-    diesel::sql_query(
-        "INSERT INTO integration.connections (id, tenant_id, kind, account_id, livemode, secret_hint, \
-         secret_sealed, secret_key_id, created_by) VALUES ($1, $2, 'restricted_key', $3, false, 'rk_test_…ake', $4, $5, 'test')",
+    let connection = query_api::testing::store_restricted_key_connection(
+        &mut conn,
+        &sealer,
+        TENANT,
+        &truth.platform_account,
     )
-    .bind::<diesel::sql_types::Uuid, _>(connection)
-    .bind::<diesel::sql_types::Text, _>(TENANT)
-    .bind::<diesel::sql_types::Text, _>(&truth.platform_account)
-    .bind::<diesel::sql_types::Bytea, _>(&sealed.bytes)
-    .bind::<diesel::sql_types::Text, _>(&sealed.key_id)
-    .execute(&mut conn)
     .await
     .unwrap();
     let connections = Arc::new(Connections::new(
