@@ -197,7 +197,8 @@ PLANTED = {
 }
 CANARY = "QUJDREVGR0hJSktMTU5PUA=="
 MORE_PLANTED = [
-    ("stripe key", "connecting as sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
+    # Assembled here so no live-looking key stands in the repository for other scanners.
+    ("stripe key", "connecting as " + "sk_" + "live_" + "4eC39HqLyjWDarjtT1zdp7dc"),
     ("stripe key", "oauth access sk_test_oauth_Ab3dEf6hIj9kLm2oPq5sTu8wXy1zAb4d"),
     ("card number", "number=378282246310005 (amex)"),
     ("card number", "card 5555-5555-5555-4444"),
