@@ -22,3 +22,27 @@ pub fn workspace_binary(name: &str) -> String {
     );
     path.to_string_lossy().into_owned()
 }
+
+/// CSCX's accounts for the fake's seeded companies, each managed by `csm`, as the platform
+/// would send them on `cscx.accounts` (message id `account-<id>`).
+pub fn cscx_accounts(
+    truth: &stripe_fake::Truth,
+    csm: &str,
+    at_ms: i64,
+) -> Vec<(String, contracts::v1::CscxAccountUpserted)> {
+    truth
+        .companies
+        .iter()
+        .map(|company| {
+            let account = contracts::v1::CscxAccountUpserted {
+                account_id: company.company_id.clone(),
+                name: company.name.clone(),
+                domains: vec![company.domain.clone()],
+                csm_user_id: csm.into(),
+                updated_at_ms: at_ms,
+                ..Default::default()
+            };
+            (format!("account-{}", company.company_id), account)
+        })
+        .collect()
+}

@@ -338,20 +338,12 @@ async fn a_failed_payment_reaches_the_csm_and_follows_its_customer_across_accoun
     )
     .await;
     let publisher = Publisher::new(broker.clone());
-    for company in &truth.companies {
-        let account = v1::CscxAccountUpserted {
-            account_id: company.company_id.clone(),
-            name: company.name.clone(),
-            domains: vec![company.domain.clone()],
-            csm_user_id: CSM.into(),
-            updated_at_ms: now * 1000,
-            ..Default::default()
-        };
+    for (message_id, account) in e2e::cscx_accounts(&truth, CSM, now * 1000) {
         publisher
             .publish(&Outgoing::protobuf(
                 v1::CscxAccountUpserted::EXCHANGE,
                 account.routing_key(),
-                format!("account-{}", company.company_id),
+                message_id,
                 v1::CscxAccountUpserted::TYPE,
                 TENANT,
                 account.encode_to_vec(),

@@ -85,10 +85,21 @@ pub struct DeliveryFaults {
 impl DeliveryFaults {
     pub fn of(config: &WebhookConfig) -> Self {
         DeliveryFaults {
-            drop_rate: config.drop_rate.clamp(0.0, 1.0),
-            duplicate_rate: config.duplicate_rate.clamp(0.0, 1.0),
-            duplicate_copies: config.duplicate_copies.max(2),
+            drop_rate: config.drop_rate,
+            duplicate_rate: config.duplicate_rate,
+            duplicate_copies: config.duplicate_copies,
             shuffle: config.shuffle,
+        }
+        .bounded()
+    }
+
+    /// Rates within 0..=1, at least two copies of a duplicated event.
+    fn bounded(self) -> Self {
+        DeliveryFaults {
+            drop_rate: self.drop_rate.clamp(0.0, 1.0),
+            duplicate_rate: self.duplicate_rate.clamp(0.0, 1.0),
+            duplicate_copies: self.duplicate_copies.max(2),
+            shuffle: self.shuffle,
         }
     }
 }
@@ -134,12 +145,7 @@ impl WebhookQueue {
 
     /// Applies to every burst delivered from now on.
     pub fn set_faults(&self, faults: DeliveryFaults) {
-        *self.faults.write() = DeliveryFaults {
-            drop_rate: faults.drop_rate.clamp(0.0, 1.0),
-            duplicate_rate: faults.duplicate_rate.clamp(0.0, 1.0),
-            duplicate_copies: faults.duplicate_copies.max(2),
-            shuffle: faults.shuffle,
-        };
+        *self.faults.write() = faults.bounded();
     }
 
     /// A queue that never delivers.
