@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use diesel::{sql_types::Text, QueryableByName};
 use diesel_async::{
-    pooled_connection::{deadpool::Pool, AsyncDieselConnectionManager},
+    pooled_connection::{
+        deadpool::Pool, AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+    },
     AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _,
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _};
@@ -19,8 +21,17 @@ pub type PgPool = Pool<AsyncPgConnection>;
 pub type PooledConn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
 
 /// A pool that connects lazily; see [`connect_with_retry`] for start-up.
+///
+/// Checkout does not ping: diesel-async's default (`Verified`) sends `SELECT 1` on every
+/// `get()`, a round trip per transaction on every hot path. `Fast` still refuses a
+/// connection whose socket Postgres closed (a restart closes them all) or whose transaction
+/// state is broken; a connection that dies unnoticed fails its first query, which callers
+/// already treat as transient (the message is retried, the API answers 503).
 pub fn pool(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(&settings.url);
+    let mut config = ManagerConfig::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(&settings.url, config);
     Pool::builder(manager)
         .max_size(settings.pool_size)
         .wait_timeout(Some(Duration::from_secs(5)))

@@ -190,7 +190,7 @@ async fn get(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse,
     .bind::<Text, _>(caller.tenant.as_str())
     .load(&mut conn)
     .await?;
-    audit::record(
+    audit::record_read(
         &mut conn,
         &caller,
         "alerts.webhook.read",

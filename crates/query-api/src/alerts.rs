@@ -329,7 +329,7 @@ async fn list_rules(
     .bind::<Text, _>(&csm)
     .load(&mut conn)
     .await?;
-    audit::record(
+    audit::record_read(
         &mut conn,
         &caller,
         "alerts.rules.read",
@@ -481,7 +481,7 @@ async fn list_alerts(
     .bind::<BigInt, _>(limit)
     .load(&mut conn)
     .await?;
-    audit::record(
+    audit::record_read(
         &mut conn,
         &caller,
         "alerts.read",

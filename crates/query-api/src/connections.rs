@@ -267,7 +267,7 @@ async fn list(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse
         .select(view_columns())
         .load(&mut conn)
         .await?;
-    audit::record(
+    audit::record_read(
         &mut conn,
         &caller,
         "stripe.connections.read",

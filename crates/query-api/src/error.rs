@@ -110,7 +110,51 @@ impl ResponseError for ApiError {
 }
 
 impl From<diesel::result::Error> for ApiError {
+    /// A connection Postgres closed (a restart, a failover) is the dependency being away, not
+    /// our fault: 503, so the client retries; the pool drops that connection on return.
     fn from(e: diesel::result::Error) -> Self {
-        Self::Internal(e.into())
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+            | Error::BrokenTransactionManager => {
+                tracing::warn!(error = %e, "database connection lost");
+                Self::Unavailable
+            }
+            e => Self::Internal(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    #[test]
+    fn a_lost_connection_is_unavailable_and_other_database_errors_internal() {
+        let closed = Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection,
+            Box::new("server closed the connection".to_string()),
+        );
+        assert_eq!(
+            ApiError::from(closed).status_code(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            ApiError::from(Error::BrokenTransactionManager).status_code(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let unique = Error::DatabaseError(
+            DatabaseErrorKind::UniqueViolation,
+            Box::new("duplicate key".to_string()),
+        );
+        assert_eq!(
+            ApiError::from(unique).status_code(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            ApiError::from(Error::NotFound).status_code(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

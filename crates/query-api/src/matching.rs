@@ -161,7 +161,7 @@ async fn review(
     .await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    audit::record(
+    audit::record_read(
         &mut conn,
         &caller,
         "matching.review.read",
@@ -265,7 +265,7 @@ async fn customer(
     .bind::<Text, _>(&id)
     .load(&mut conn)
     .await?;
-    audit::record(
+    audit::record_read(
         &mut conn,
         &caller,
         "matching.customer.read",

@@ -82,7 +82,7 @@ pub async fn audited(
             scope.stripe_customers.len().into(),
         );
     }
-    audit::record(conn, caller, action, Some(&scope.account_id), detail).await?;
+    audit::record_read(conn, caller, action, Some(&scope.account_id), detail).await?;
     Ok(())
 }
 

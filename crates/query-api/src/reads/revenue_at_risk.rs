@@ -107,7 +107,7 @@ pub async fn show(
     .load(&mut conn)
     .await?;
     let report = revenue_at_risk(&to_accounts(open, mrr_rows)?).map_err(ApiError::internal)?;
-    audit::record(
+    audit::record_read(
         &mut conn,
         &caller,
         "billing.revenue_at_risk.read",
