@@ -82,6 +82,12 @@ struct Received {
     invoice: String,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     received_ms: i64,
+    /// Ingress' relay confirmed the event on `stripe.events`.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    published_ms: Option<i64>,
+    /// The sync worker's transaction for it began (its inbox row's `now()`).
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    applying_ms: Option<i64>,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -327,9 +333,15 @@ async fn main() {
     let received: Vec<Received> = {
         let mut conn = pool.get().await.unwrap();
         diesel::sql_query(
-            "SELECT payload::jsonb #>> '{data,object,id}' AS invoice, \
-             (extract(epoch FROM min(received_at)) * 1000)::bigint AS received_ms \
-             FROM ingress.events WHERE event_type = 'invoice.payment_failed' GROUP BY 1",
+            "SELECT DISTINCT ON (e.payload::jsonb #>> '{data,object,id}') \
+                    e.payload::jsonb #>> '{data,object,id}' AS invoice, \
+                    (extract(epoch FROM e.received_at) * 1000)::bigint AS received_ms, \
+                    (extract(epoch FROM e.published_at) * 1000)::bigint AS published_ms, \
+                    (extract(epoch FROM i.processed_at) * 1000)::bigint AS applying_ms \
+             FROM ingress.events e \
+             LEFT JOIN billing.inbox i ON i.consumer = 'sync-worker.stripe-events' AND i.message_id = e.event_id \
+             WHERE e.event_type = 'invoice.payment_failed' \
+             ORDER BY e.payload::jsonb #>> '{data,object,id}', e.received_at",
         )
         .load(&mut conn)
         .await
@@ -342,6 +354,30 @@ async fn main() {
         .collect();
     latencies.sort_unstable();
     let signals = latencies.len();
+    // Where the time goes, stage by stage, for the same webhooks.
+    let stage = |f: &dyn Fn(&Received) -> Option<i64>| {
+        let mut v: Vec<i64> = received
+            .iter()
+            .filter(|r| arrivals.contains_key(&r.invoice))
+            .filter_map(f)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let stages = [
+        (
+            "ingress outbox (accepted → published)",
+            stage(&|r| Some(r.published_ms? - r.received_ms)),
+        ),
+        (
+            "stripe.events queue (published → sync worker's transaction begins)",
+            stage(&|r| Some(r.applying_ms? - r.published_ms?)),
+        ),
+        (
+            "sync apply, billing outbox, risk engine (→ signal)",
+            stage(&|r| Some(arrivals[&r.invoice] - r.applying_ms?)),
+        ),
+    ];
 
     println!(
         "load: {total} failed payments in {load_secs:.1} s → {webhooks} webhooks ({:.0}/s), {facts} facts into the risk engine ({:.0}/s)",
@@ -359,6 +395,20 @@ async fn main() {
         percentile(&latencies, 99.0),
         latencies.last().copied().unwrap_or(0)
     );
+    for (name, v) in &stages {
+        println!(
+            "  {name}: p50 {} ms, p99 {} ms",
+            percentile(v, 50.0),
+            percentile(v, 99.0)
+        );
+    }
+    // The sync worker's own account of what it did with every event.
+    if let Ok(resp) = http.get(sync.url("/metrics")).send().await {
+        let text = resp.text().await.unwrap_or_default();
+        for line in text.lines().filter(|l| l.starts_with("sync_events_total")) {
+            println!("  {line}");
+        }
+    }
     let rss = [
         ("ingress", ingress.pid()),
         ("sync_worker", sync.pid()),

@@ -389,16 +389,13 @@ pub async fn invoices(conn: &mut AsyncPgConnection, rows: &[InvoiceRows]) -> Res
             .iter()
             .map(|p| p.stripe_invoice_id.as_str())
             .collect();
-        diesel::sql_query(format!(
-            "UPDATE billing.payment_attempts a SET stripe_invoice_id = ip.stripe_invoice_id \
-             FROM billing.invoice_payments ip \
-             WHERE ip.tenant_id = $1 AND ip.account_id = $2 AND ip.stripe_invoice_id = ANY($3) \
-               AND {LINKS}"
-        ))
-        .bind::<diesel::sql_types::Text, _>(tenant)
-        .bind::<diesel::sql_types::Text, _>(account)
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(linked)
-        .execute(conn)
+        link_attempts(
+            conn,
+            "ip.tenant_id = $1 AND ip.account_id = $2 AND ip.stripe_invoice_id = ANY($3)",
+            tenant,
+            account,
+            &linked,
+        )
         .await?;
     }
     Ok(written)
@@ -418,10 +415,39 @@ async fn lock_links(conn: &mut AsyncPgConnection, tenant: &str, account: &str) -
 }
 
 /// An attempt (`a`) belongs to an invoice payment (`ip`): same account, and the payment is
-/// the attempt's PaymentIntent or the attempt's charge itself.
-const LINKS: &str = "a.tenant_id = ip.tenant_id AND a.account_id = ip.account_id \
-     AND (a.payment_intent_id = ip.payment_intent_id OR a.charge_id = ip.charge_id) \
-     AND a.stripe_invoice_id IS DISTINCT FROM ip.stripe_invoice_id";
+/// the attempt's PaymentIntent, or the attempt's charge itself (paid out of band; applied
+/// second, so it wins). One statement per kind of link, each joined on one indexed column:
+/// an `OR` of the two cannot use an index and scanned every payment of the account per
+/// attempt, which made a backfill quadratic and each charge webhook cost milliseconds.
+const LINKS: [&str; 2] = [
+    "ip.payment_intent_id = a.payment_intent_id",
+    "ip.charge_id = a.charge_id",
+];
+
+/// Fills `stripe_invoice_id` of the attempts `filter` selects (binds `$1` tenant, `$2`
+/// account, `$3` ids) from their invoice payments.
+async fn link_attempts(
+    conn: &mut AsyncPgConnection,
+    filter: &str,
+    tenant: &str,
+    account: &str,
+    ids: &[&str],
+) -> Result<()> {
+    for link in LINKS {
+        diesel::sql_query(format!(
+            "UPDATE billing.payment_attempts a SET stripe_invoice_id = ip.stripe_invoice_id \
+             FROM billing.invoice_payments ip \
+             WHERE {filter} AND a.tenant_id = ip.tenant_id AND a.account_id = ip.account_id \
+               AND {link} AND a.stripe_invoice_id IS DISTINCT FROM ip.stripe_invoice_id"
+        ))
+        .bind::<diesel::sql_types::Text, _>(tenant)
+        .bind::<diesel::sql_types::Text, _>(account)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(ids)
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
+}
 
 /// Upserts payment attempts newer-only, then renumbers the attempts of the payment
 /// intents they belong to (1 = first try), since charges arrive in any order.
@@ -448,15 +474,13 @@ pub async fn attempts(conn: &mut AsyncPgConnection, rows: &[AttemptRow]) -> Resu
     .await?;
     // Their invoice, when its payments are already known (else `invoices` links them later).
     let charges: Vec<&str> = rows.iter().map(|r| r.charge_id.as_str()).collect();
-    diesel::sql_query(format!(
-        "UPDATE billing.payment_attempts a SET stripe_invoice_id = ip.stripe_invoice_id \
-         FROM billing.invoice_payments ip \
-         WHERE a.tenant_id = $1 AND a.account_id = $2 AND a.charge_id = ANY($3) AND {LINKS}"
-    ))
-    .bind::<diesel::sql_types::Text, _>(&rows[0].tenant_id)
-    .bind::<diesel::sql_types::Text, _>(&rows[0].account_id)
-    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(charges)
-    .execute(conn)
+    link_attempts(
+        conn,
+        "a.tenant_id = $1 AND a.account_id = $2 AND a.charge_id = ANY($3)",
+        &rows[0].tenant_id,
+        &rows[0].account_id,
+        &charges,
+    )
     .await?;
     let intents: Vec<&str> = rows
         .iter()
@@ -579,7 +603,9 @@ impl Loaded {
             Loaded::Subscriptions => {
                 "billing.stripe_subscriptions, billing.subscription_items, billing.subscription_changes"
             }
-            Loaded::Invoices => "billing.stripe_invoices, billing.invoice_lines",
+            Loaded::Invoices => {
+                "billing.stripe_invoices, billing.invoice_lines, billing.invoice_payments"
+            }
             Loaded::Attempts => "billing.payment_attempts",
         }
     }

@@ -1,0 +1,1 @@
+DROP INDEX billing.invoice_payments_charge;
