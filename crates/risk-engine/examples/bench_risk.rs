@@ -405,7 +405,9 @@ async fn main() {
     // The sync worker's own account of what it did with every event.
     if let Ok(resp) = http.get(sync.url("/metrics")).send().await {
         let text = resp.text().await.unwrap_or_default();
-        for line in text.lines().filter(|l| l.starts_with("sync_events_total")) {
+        for line in text.lines().filter(|l| {
+            l.starts_with("sync_events_total") || l.starts_with("sync_event_apply_seconds{quantile")
+        }) {
             println!("  {line}");
         }
     }

@@ -319,9 +319,6 @@ pub async fn invoices(conn: &mut AsyncPgConnection, rows: &[InvoiceRows]) -> Res
     }
     use stripe_invoices as t;
     let (tenant, account) = (&rows[0].invoice.tenant_id, &rows[0].invoice.account_id);
-    if rows.iter().any(|r| r.payments.is_some()) {
-        lock_links(conn, tenant, account).await?;
-    }
     let invoice_rows: Vec<&InvoiceRow> = rows.iter().map(|r| &r.invoice).collect();
     let written: Vec<String> =
         only_if!(
@@ -385,6 +382,8 @@ pub async fn invoices(conn: &mut AsyncPgConnection, rows: &[InvoiceRows]) -> Res
             .execute(conn)
             .await?;
         }
+        // Only the linking waits for the attempts' writers (see `lock_links`).
+        lock_links(conn, tenant, account).await?;
         let linked: Vec<&str> = payments
             .iter()
             .map(|p| p.stripe_invoice_id.as_str())
@@ -401,11 +400,15 @@ pub async fn invoices(conn: &mut AsyncPgConnection, rows: &[InvoiceRows]) -> Res
     Ok(written)
 }
 
-/// Serialises the writers of attempts and invoice payments within one Stripe account until
+/// Serialises the linking of attempts to invoice payments within one Stripe account until
 /// the transaction ends. Invoices and charges are written by concurrent transactions
-/// (backfill walks lists in parallel, events race); each takes this lock before writing, so
-/// whichever comes second sees the other's committed rows and makes the link, and neither
-/// waits on row locks the other holds (which would deadlock).
+/// (backfill walks lists in parallel, events race), and whichever links second must see the
+/// other's committed rows (each statement of READ COMMITTED takes a new snapshot). A writer
+/// of attempts takes it before writing any (it holds row locks on attempts from then on); a
+/// writer of invoices takes it only after its invoices, lines and payments, just before
+/// linking, so the two big backfill lists write in parallel and wait for each other only
+/// there. No deadlock: an invoice writer holds no attempt row locks while it waits, and an
+/// attempts writer never waits on an invoice writer's rows.
 async fn lock_links(conn: &mut AsyncPgConnection, tenant: &str, account: &str) -> Result<()> {
     diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind::<diesel::sql_types::Text, _>(format!("invoice-links/{tenant}/{account}"))
