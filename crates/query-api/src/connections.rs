@@ -245,7 +245,7 @@ fn view_columns() -> ViewColumns {
 
 /// List Stripe connections
 ///
-/// The tenant's connections (active and revoked), newest first. Audited.
+/// The tenant's connections (active and revoked), newest first. CSMs and admins. Audited.
 #[utoipa::path(
     get,
     path = "/api/integrations/stripe/connections",
@@ -254,12 +254,15 @@ fn view_columns() -> ViewColumns {
     responses(
         (status = 200, description = "The tenant's connections", body = ConnectionList),
         (status = 401, response = crate::openapi::Unauthenticated),
+        (status = 403, response = crate::openapi::Forbidden),
         (status = 429, response = crate::openapi::RateLimited),
         (status = 503, response = crate::openapi::Unavailable),
     ),
     security(("bearer" = []))
 )]
 async fn list(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    // A token with neither role (a service or a mis-minted token) sees nothing of the tenant.
+    caller.require(Role::Csm)?;
     let mut conn = state.conn().await?;
     let rows: Vec<ConnectionView> = connections::table
         .filter(connections::tenant_id.eq(caller.tenant.as_str()))

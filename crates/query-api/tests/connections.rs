@@ -225,6 +225,12 @@ async fn an_admin_connects_a_restricted_key_which_is_sealed_and_tenant_scoped() 
         )
         .await;
     assert_eq!(list_b["data"].as_array().unwrap().len(), 0);
+    // A token of the tenant with neither role is refused, not shown the list.
+    let roleless = app.keys.mint("tenant-a", "svc", &[], 600).unwrap();
+    let (status, body) = app
+        .call(reqwest::Method::GET, LIST, Some(&roleless), None)
+        .await;
+    assert_eq!(status, 403, "{body}");
     let path = format!("{LIST}/{id}");
     let (status, _) = app
         .call(
